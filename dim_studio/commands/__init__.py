@@ -1,0 +1,1 @@
+"""Subcommands of the ``dim-studio`` command line, one module each."""

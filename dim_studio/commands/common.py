@@ -1,0 +1,48 @@
+"""Argument helpers shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..engines import engine_names
+
+
+def add_engine_options(parser: argparse.ArgumentParser, multiple: bool = False) -> None:
+    """``--engine`` (default: dim when weights are found, else closed-form),
+    ``--weights`` and ``--device``."""
+    help_text = "matting engine: " + ", ".join(engine_names()) + " (default: dim if weights are found, else closed-form)"
+    if multiple:
+        parser.add_argument("--engine", dest="engines", action="append", metavar="NAME",
+                            choices=engine_names(), help=help_text + "; repeat to compare engines")
+    else:
+        parser.add_argument("--engine", metavar="NAME", choices=engine_names(), help=help_text)
+    parser.add_argument("--weights", metavar="FILE", help="weights file for the dim engine")
+    parser.add_argument("--device", metavar="DEVICE", default=None,
+                        help="dim engine device: auto (default), cuda, mps or cpu")
+
+
+def engine_options(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """Constructor options for engine ``name`` from the parsed arguments."""
+    if name != "dim":
+        return {}
+    options: dict[str, Any] = {}
+    if getattr(args, "weights", None):
+        options["weights"] = args.weights
+    if getattr(args, "device", None):
+        options["device"] = args.device
+    return options
+
+
+def resolve_engine_name(name: str | None) -> str:
+    from ..engines import default_engine_name
+
+    return name or default_engine_name()
+
+
+def add_background_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--background", metavar="COLOR|IMAGE", default="white",
+        help="composite background: a colour (#rrggbb, r,g,b or a name), an image file, "
+        "or 'checkerboard' (default: white)",
+    )

@@ -1,0 +1,68 @@
+"""``dim-studio matte``: one photo and its trimap to an alpha (and cutout/composite)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..engines import create_engine
+from ..errors import DimStudioError
+from ..export import resolve_background, write_outputs
+from ..images import read_image, read_trimap
+from .common import add_background_option, add_engine_options, engine_options, resolve_engine_name
+from .progress import ProgressBar
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "matte",
+        help="matte one photo with its trimap",
+        description="Predict the alpha matte of IMAGE from TRIMAP and write it as a PNG; "
+        "optionally also an RGBA cutout and a composite over a new background.",
+    )
+    p.add_argument("image", metavar="IMAGE", help="the photo")
+    p.add_argument("--trimap", required=True, metavar="TRIMAP",
+                   help="trimap: black = background, white = foreground, grey = unknown")
+    p.add_argument("-o", "--output", required=True, metavar="ALPHA.png", help="alpha output file")
+    add_engine_options(p)
+    p.add_argument("--cutout", metavar="CUTOUT.png",
+                   help="also write an RGBA cutout with estimated foreground colours")
+    p.add_argument("--composite", metavar="OUT.png",
+                   help="also write a composite over --background")
+    add_background_option(p)
+    p.add_argument("--alpha-depth", type=int, choices=(8, 16), default=8,
+                   help="bit depth of the written PNGs (default 8)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    image_path = Path(args.image)
+    outputs = [Path(p) for p in (args.output, args.cutout, args.composite) if p]
+    inputs = {image_path.resolve(), Path(args.trimap).resolve()}
+    for out in outputs:
+        if out.resolve() in inputs:
+            raise DimStudioError(f"{out}: refusing to overwrite an input file")
+    # Parse the background before the slow part so a typo fails at once.
+    background = resolve_background(args.background) if args.composite else None
+
+    image = read_image(image_path)
+    trimap = read_trimap(args.trimap, image.shape[:2])
+    name = resolve_engine_name(args.engine)
+    engine = create_engine(name, **engine_options(args, name))
+
+    start = time.perf_counter()
+    with ProgressBar(f"{name}", enabled=not args.quiet) as bar:
+        alpha = engine.estimate(image, trimap, progress=bar.update)
+    elapsed = time.perf_counter() - start
+
+    written = write_outputs(
+        image, alpha,
+        alpha_path=args.output, cutout_path=args.cutout, composite_path=args.composite,
+        background=background, depth=args.alpha_depth,
+    )
+    print(f"{image_path.name}: {engine.describe()} in {elapsed:.2f} s")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
