@@ -1,0 +1,115 @@
+"""`dim-studio weights ...`: import, inspect and download DIM weights.
+
+``register(subparsers)`` adds the ``weights`` command to the main parser;
+each handler takes the parsed ``args`` and returns an exit code. Errors are
+raised as DimStudioError for the CLI to print. torch is imported only when a
+handler runs, so registering the commands keeps ``dim-studio --help`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+_SOURCES = ("openmmlab", "torchvision-vgg16", "vgg16-npz")
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``weights`` (with ``import``, ``info``, ``download``) to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "weights",
+        help="import, inspect and download DIM network weights",
+        description="Import, inspect and download weights for the DIM engine.",
+    )
+    sub = parser.add_subparsers(dest="weights_command", metavar="{import,info,download}")
+    sub.required = True
+
+    p = sub.add_parser(
+        "import",
+        help="convert a checkpoint (OpenMMLab DIM, torchvision VGG-16, vgg16_weights.npz) to .safetensors",
+        description=(
+            "Convert a checkpoint into DIM Studio's weights format. The source is detected "
+            "from the file's contents unless --from names it."
+        ),
+    )
+    p.add_argument("src", type=Path, help="checkpoint to convert (.pth or .npz)")
+    p.add_argument(
+        "-o", "--output", type=Path, default=None,
+        help="output .safetensors file (default: the user data folder, named after SRC)",
+    )
+    p.add_argument("--from", dest="source", choices=_SOURCES, default=None, help="checkpoint kind (default: detect)")
+    p.add_argument(
+        "--conv6", choices=("1x1", "7x7"), default=None,
+        help="conv6 for VGG-16 initialisation: 1x1 512 (default) or the paper's 7x7 4096 converted fc6",
+    )
+    p.add_argument("--no-refine", action="store_true", help="leave out the refinement stage")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser(
+        "info",
+        help="show a weights file's architecture, normalisation, provenance and size",
+        description="Describe a weights file; without FILE, the one the app would use.",
+    )
+    p.add_argument("file", type=Path, nargs="?", default=None, help=".safetensors weights file")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "download",
+        help="download, verify and install published weights",
+        description=(
+            "Download OpenMMLab's published DIM stage-3 checkpoint (about 100 MB), check its "
+            "sha256, convert it and install it as dim-stage3.safetensors in the user data folder. "
+            "An interrupted download resumes when run again."
+        ),
+    )
+    p.add_argument("name", choices=("dim-stage3",), help="which weights")
+    p.add_argument("--url", default=None, help="download from this address instead (e.g. a mirror)")
+    p.add_argument("--dest", type=Path, default=None, help="install folder (default: the user data folder)")
+    p.set_defaults(func=cmd_download)
+    return parser
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importers import import_weights
+    from .model import DIMConfig
+    from .weights import user_data_dir
+
+    config = None
+    if args.conv6 is not None or args.no_refine:
+        config = DIMConfig(conv6=args.conv6 or "1x1", refine=not args.no_refine)
+    output = args.output or user_data_dir() / (Path(args.src).stem + ".safetensors")
+    if output.suffix != ".safetensors":
+        output = output.with_name(output.name + ".safetensors")
+    info = import_weights(args.src, output, source=args.source, config=config)
+    print(f"Wrote {output}")
+    print(info.describe())
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from dim_studio.errors import WeightsError
+
+    from .weights import find_weights, how_to_get_weights, read_weights_info, weights_search_locations
+
+    path = args.file
+    if path is None:
+        path = find_weights()
+        if path is None:
+            places = "\n".join(f"  {label}: {p}" for label, p in weights_search_locations())
+            raise WeightsError(f"no weights found. Looked in:\n{places}\n{how_to_get_weights()}")
+        print(f"Weights the app would use: {path}")
+    print(read_weights_info(path).describe())
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .download import download_checkpoint
+    from .weights import read_weights_info
+
+    path = download_checkpoint(args.name, url=args.url, dest_dir=args.dest, progress_bar=True)
+    print(f"Installed {path}")
+    print(read_weights_info(path).describe())
+    return 0

@@ -1,0 +1,321 @@
+"""Convert published checkpoints into DIM Studio weights files.
+
+Sources (auto-detected by content, or chosen by name):
+
+- ``openmmlab``: OpenMMLab mmediting/mmagic DIM checkpoints, stages 1-3
+  (``{'state_dict': ..., 'meta': ...}``).
+- ``torchvision-vgg16``: torchvision's ImageNet VGG-16 state dict, used to
+  initialise the encoder for training.
+- ``vgg16-npz``: the seed project's ``vgg16_weights.npz`` (TensorFlow layout),
+  for the same purpose.
+
+PyTorch files are read with ``torch.load(weights_only=True)``; when that
+refuses (real mmediting ``meta`` dicts hold numpy scalars), with the
+restricted reader in :mod:`dim_studio.net.safe_pickle`. Never with an
+unrestricted unpickler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dim_studio.errors import WeightsError
+
+from .model import (
+    DEFAULT_NORMALIZATION,
+    DIMConfig,
+    DIMNet,
+    build_dim,
+    check_state_dict,
+    config_from_state_dict,
+    remap_openmmlab_state_dict,
+    remap_torchvision_vgg16,
+    remap_vgg16_npz,
+)
+from .safe_pickle import UnsafeCheckpointError, safe_load
+from .weights import WeightsInfo, describe_format, save_weights
+
+__all__ = [
+    "KNOWN_OPENMMLAB_CHECKPOINTS",
+    "SOURCES",
+    "detect_source",
+    "import_weights",
+    "load_torch_checkpoint",
+    "sha256_file",
+]
+
+SOURCES = ("openmmlab", "torchvision-vgg16", "vgg16-npz")
+
+_OPENMMLAB_README = "OpenMMLab mmediting configs/dim/README.md (best validation during training)"
+
+#: Published OpenMMLab DIM checkpoints, by the sha256 prefix in their names,
+#: with the Composition-1k results their README reports.
+KNOWN_OPENMMLAB_CHECKPOINTS: dict[str, dict[str, Any]] = {
+    "979a420f": {"stage": 1, "metrics": {"SAD": 53.8, "MSE": 0.017, "Grad": 32.7, "Conn": 54.5}},
+    "d83c4775": {"stage": 2, "metrics": {"SAD": 52.3, "MSE": 0.016, "Grad": 29.4, "Conn": 52.4}},
+    "647f24b6": {"stage": 3, "metrics": {"SAD": 50.6, "MSE": 0.015, "Grad": 29.0, "Conn": 50.7}},
+}
+
+# The seed's npz comes from the original Caffe VGG-16, which expects RGB in
+# 0-255 minus the ImageNet mean pixel, not divided by a std.
+CAFFE_VGG_NORMALIZATION: dict[str, Any] = {
+    "channel_order": "RGB",
+    "input_range": 255.0,
+    "mean": [123.68, 116.779, 103.939],
+    "std": [1.0, 1.0, 1.0],
+    "trimap_divisor": 255.0,
+}
+
+_LICENCES = {
+    "openmmlab": "Apache-2.0 (OpenMMLab mmediting)",
+    "torchvision-vgg16": "BSD-3-Clause (torchvision)",
+    "vgg16-npz": "CC BY 4.0 (VGG-16 by K. Simonyan and A. Zisserman, converted by D. Frossard)",
+}
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
+    """Read a .pth safely: ``weights_only=True``, else the restricted reader.
+
+    The fallback admits only tensors, containers and plain values (plus numpy
+    scalars decoded inertly); a file that needs anything else is refused with
+    an error naming the object, and nothing from the file is executed.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as first:  # refused globals, legacy quirks, damage: try the strict reader
+        try:
+            return safe_load(path)
+        except UnsafeCheckpointError:
+            raise
+        except WeightsError as e:
+            raise WeightsError(f"{e} [torch.load(weights_only=True) said: {_first_line(first)}]") from e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+# --------------------------------------------------------------------------
+# Reading a source file
+# --------------------------------------------------------------------------
+
+
+def _read(path: Path) -> tuple[str, Any]:
+    """(format, payload): payload is a dict of arrays (npz) or the loaded object."""
+    if not path.is_file():
+        raise WeightsError(f"{path} does not exist")
+    kind = describe_format(path)
+    if kind == "npz":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return kind, {k: npz[k] for k in npz.files}
+        except ValueError as e:
+            raise WeightsError(f"{path.name}: the npz holds Python objects, which are not read ({e})") from e
+    if kind == "safetensors":
+        from safetensors.torch import load_file
+
+        return kind, load_file(str(path))
+    if kind in ("torch-zip", "pickle"):
+        return kind, load_torch_checkpoint(path)
+    raise WeightsError(
+        f"{path.name} is not a checkpoint DIM Studio can import (found: {kind}); expected an "
+        "OpenMMLab DIM .pth, a torchvision VGG-16 .pth or the seed's vgg16_weights.npz"
+    )
+
+
+def _unwrap(obj: Any, name: str) -> tuple[dict[str, Any], Any]:
+    """(state_dict, meta) from a loaded checkpoint object."""
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{name} holds a {type(obj).__name__}, not a state dict")
+    meta = None
+    if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        meta = obj.get("meta")
+        obj = obj["state_dict"]
+    sd = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not sd:
+        raise WeightsError(f"{name} holds no tensors")
+    return sd, meta
+
+
+def detect_source(keys: list[str] | Mapping[str, Any]) -> str | None:
+    """Which importer fits these keys ("openmmlab", ...), or None."""
+    names = [k[len("module."):] if k.startswith("module.") else k for k in keys]
+    if any(k.startswith("backbone.encoder.") for k in names):
+        return "openmmlab"
+    if "features.0.weight" in names:
+        return "torchvision-vgg16"
+    if "conv1_1_W" in names:
+        return "vgg16-npz"
+    return None
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """Plain JSON values only (for copying checkpoint meta into provenance)."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value if not isinstance(value, str) else value[:200]
+    if depth < 3 and isinstance(value, Mapping):
+        out = {str(k): _json_safe(v, depth + 1) for k, v in list(value.items())[:20]}
+        return {k: v for k, v in out.items() if v is not None}
+    if depth < 3 and isinstance(value, (list, tuple)):
+        return [_json_safe(v, depth + 1) for v in value[:20]]
+    return None
+
+
+# --------------------------------------------------------------------------
+# Import
+# --------------------------------------------------------------------------
+
+
+def _fresh_model(config: DIMConfig, seed: int) -> DIMNet:
+    # A fixed seed makes an import reproducible: same file in, same weights out.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return DIMNet(config)
+
+
+def _openmmlab(
+    sd: dict[str, torch.Tensor], meta: Any, config: DIMConfig | None, name: str, sha: str
+) -> tuple[DIMNet, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    mapped = remap_openmmlab_state_dict(sd)
+    detected = config_from_state_dict(mapped)
+    notes = []
+    if config is not None:
+        if config.conv6 != detected.conv6:
+            raise WeightsError(
+                f"{name} has a {detected.conv6} conv6; the requested --conv6 {config.conv6} does not fit"
+            )
+        if config.refine and not detected.refine:
+            raise WeightsError(f"{name} is a stage-1 checkpoint without a refinement stage; import it with refinement off")
+        if not config.refine and detected.refine:
+            mapped = {k: v for k, v in mapped.items() if not k.startswith("refine.")}
+            notes.append("refinement stage dropped on request")
+        detected = config
+    model = build_dim(detected, mapped)
+    known = KNOWN_OPENMMLAB_CHECKPOINTS.get(sha[:8])
+    stage = known["stage"] if known else None
+    if stage is None and (m := re.search(r"stage([123])", name)):
+        stage = int(m.group(1))
+    provenance: dict[str, Any] = {"kind": "import", "source": "openmmlab"}
+    if stage is not None:
+        provenance["stage"] = stage
+    checkpoint_meta = _json_safe({k: meta.get(k) for k in ("mmedit_version", "mmcv_version", "time", "iter", "epoch")}) if isinstance(meta, Mapping) else None
+    if checkpoint_meta:
+        provenance["checkpoint_meta"] = checkpoint_meta
+    if notes:
+        provenance["notes"] = notes
+    metrics: dict[str, Any] = {}
+    if known:
+        metrics["Composition-1k"] = {**known["metrics"], "reported_by": _OPENMMLAB_README}
+    elif m := re.search(r"SAD-(\d+(?:\.\d+)?)", name):
+        metrics["Composition-1k"] = {"SAD": float(m.group(1)), "reported_by": "checkpoint file name"}
+    return model, dict(DEFAULT_NORMALIZATION), provenance, metrics
+
+
+def _vgg_init(
+    mapped: dict[str, torch.Tensor], initialised: list[str], source: str, config: DIMConfig, seed: int
+) -> tuple[DIMNet, dict[str, Any]]:
+    model = _fresh_model(config, seed)
+    full = dict(model.state_dict())
+    full.update({k: v.to(torch.float32) for k, v in mapped.items()})
+    check_state_dict(model, full, source=f"converted {source} weights")
+    model = build_dim(config, full)
+    layers = sorted({k.rsplit(".", 1)[0] for k in initialised})
+    fresh = sorted({k.rsplit(".", 1)[0] for k in full} - set(layers))
+    provenance = {
+        "kind": "vgg16-init",
+        "source": source,
+        "initialised": layers,
+        "fresh_init": fresh,
+        "fresh_init_method": f"xavier normal weights, zero biases, seed {seed}",
+        "notes": ["conv1_1 weights for the 4th (trimap) input channel start at zero"]
+        + (["conv6 is VGG-16's fc6 reshaped to a 7x7 convolution"] if config.conv6 == "7x7" else []),
+    }
+    return model, provenance
+
+
+def import_weights(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    source: str | None = None,
+    config: DIMConfig | None = None,
+    *,
+    source_name: str | None = None,
+    extra_provenance: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> WeightsInfo:
+    """Convert ``src`` into a DIM Studio weights file at ``dst`` (atomic write).
+
+    source: "openmmlab", "torchvision-vgg16" or "vgg16-npz"; detected from the
+        keys when None.
+    config: architecture for VGG-16 initialisation (default 1x1 conv6 with a
+        refiner); for OpenMMLab it is detected, and a given config must fit.
+    source_name: the name recorded in provenance (e.g. the downloaded file's
+        name when ``src`` is a temporary ``.part`` file).
+    """
+    src, dst = Path(src), Path(dst)
+    if source is not None and source not in SOURCES:
+        raise WeightsError(f"unknown import source {source!r}; choose one of {', '.join(SOURCES)}")
+    if src.resolve() == dst.resolve():
+        raise WeightsError("the output file must differ from the input file")
+    name = source_name or src.name
+    sha = sha256_file(src)
+    kind, payload = _read(src)
+    if kind == "npz":
+        arrays, meta = payload, None
+        keys: list[str] = list(arrays)
+    else:
+        arrays, meta = _unwrap(payload, name)
+        keys = list(arrays)
+    detected = detect_source(keys)
+    if source is None:
+        if detected is None:
+            raise WeightsError(
+                f"cannot tell what {name} is (first keys: {', '.join(keys[:5])}); "
+                f"name the source with --from ({'|'.join(SOURCES)})"
+            )
+        source = detected
+    elif detected is not None and detected != source:
+        raise WeightsError(f"{name} looks like a {detected} checkpoint, not {source}")
+
+    if source == "openmmlab":
+        model, norm, provenance, metrics = _openmmlab(arrays, meta, config, name, sha)
+    elif source == "torchvision-vgg16":
+        cfg = config or DIMConfig()
+        mapped, init = remap_torchvision_vgg16(arrays, cfg)
+        model, provenance = _vgg_init(mapped, init, source, cfg, seed)
+        norm, metrics = dict(DEFAULT_NORMALIZATION), {}
+    else:
+        if kind != "npz":
+            raise WeightsError(f"{name} is not an .npz archive; the vgg16-npz importer reads the seed's vgg16_weights.npz")
+        cfg = config or DIMConfig()
+        mapped, init = remap_vgg16_npz({k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}, cfg)
+        model, provenance = _vgg_init(mapped, init, source, cfg, seed)
+        norm, metrics = dict(CAFFE_VGG_NORMALIZATION), {}
+
+    provenance = {
+        **provenance,
+        "source_file": name,
+        "source_sha256": sha,
+        "source_licence": _LICENCES[source],
+        **dict(extra_provenance or {}),
+    }
+    return save_weights(dst, model, {"normalization": norm, "provenance": provenance, "metrics": metrics})

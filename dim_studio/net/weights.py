@@ -1,0 +1,416 @@
+"""DIM Studio's weights format and where the app looks for weights.
+
+Format: safetensors, with one metadata entry ``dim_studio`` holding JSON:
+
+    {
+      "format": "dim-studio-weights", "format_version": 1,
+      "architecture": {"name": "dim", "conv6": "1x1", "refine": true},
+      "normalization": {"channel_order": "RGB", "input_range": 255.0,
+                        "mean": [...], "std": [...], "trimap_divisor": 255.0},
+      "provenance": {"kind": "import", "source": "openmmlab",
+                     "source_file": "...pth", "source_sha256": "..."}
+                  | {"kind": "fine-tune", "base_weights": {...}, "image": "...", "steps": 200}
+                  | {"kind": "vgg16-init", ...} | {"kind": "training", ...},
+      "metrics": {"Composition-1k": {"SAD": 50.6, ...}, ...},
+      "created": "2024-01-01T00:00:00Z"
+    }
+
+Search order (DESIGN section 6): an explicit path, ``DIM_STUDIO_WEIGHTS``, the
+user data folder, then ``model/`` beside the package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import time
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dim_studio.errors import WeightsError
+from dim_studio.paths import DATA_DIR_ENV, user_data_dir
+
+from .model import DEFAULT_NORMALIZATION, DIMConfig, DIMNet, build_dim, check_state_dict
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "HOW_TO_GET_WEIGHTS",
+    "PREFERRED_WEIGHTS_NAME",
+    "WeightsInfo",
+    "describe_format",
+    "find_weights",
+    "how_to_get_weights",
+    "load_weights",
+    "model_dir",
+    "read_weights_info",
+    "save_weights",
+    "user_data_dir",
+    "weights_search_locations",
+]
+
+FORMAT_NAME = "dim-studio-weights"
+FORMAT_VERSION = 1
+METADATA_KEY = "dim_studio"
+PREFERRED_WEIGHTS_NAME = "dim-stage3.safetensors"
+ENV_WEIGHTS = "DIM_STUDIO_WEIGHTS"
+ENV_DATA_DIR = DATA_DIR_ENV
+
+HOW_TO_GET_WEIGHTS = (
+    "To get weights for the DIM engine: run `dim-studio weights download dim-stage3` "
+    "(OpenMMLab's published stage-3 model, about 100 MB), or convert a checkpoint you "
+    "already have with `dim-studio weights import FILE.pth -o NAME.safetensors`. Put the "
+    ".safetensors file in the user data folder or in the repository's model/ folder, or "
+    f"point --weights or the {ENV_WEIGHTS} environment variable at it. The classical "
+    "engines (closed-form, lkm, knn) need no weights."
+)
+
+
+def how_to_get_weights() -> str:
+    """:data:`HOW_TO_GET_WEIGHTS` plus this machine's actual folders."""
+    return f"{HOW_TO_GET_WEIGHTS} (user data folder: {user_data_dir()}; model folder: {model_dir()})"
+
+
+# --------------------------------------------------------------------------
+# Locations
+# --------------------------------------------------------------------------
+
+
+def model_dir() -> Path:
+    """The ``model/`` folder beside the ``dim_studio`` package (the repository's)."""
+    return Path(__file__).resolve().parents[2] / "model"
+
+
+def weights_search_locations(explicit: str | os.PathLike[str] | None = None) -> list[tuple[str, Path]]:
+    """The places :func:`find_weights` looks, in order, as (label, path)."""
+    places: list[tuple[str, Path]] = []
+    if explicit:
+        places.append(("--weights", Path(explicit).expanduser()))
+    env = os.environ.get(ENV_WEIGHTS)
+    if env:
+        places.append((ENV_WEIGHTS, Path(env).expanduser()))
+    places.append(("user data folder", user_data_dir()))
+    places.append(("model folder", model_dir()))
+    return places
+
+
+def _pick_in_folder(folder: Path) -> Path | None:
+    preferred = folder / PREFERRED_WEIGHTS_NAME
+    if preferred.is_file():
+        return preferred
+    found = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+    return found[0] if found else None
+
+
+def find_weights(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """First weights file in the search order, or None when there is none.
+
+    A folder is searched for ``dim-stage3.safetensors`` first, then the first
+    ``*.safetensors`` by name. An explicit path or ``DIM_STUDIO_WEIGHTS`` that
+    does not exist raises WeightsError (the user asked for it by name).
+    """
+    for label, place in weights_search_locations(explicit):
+        user_named = label in ("--weights", ENV_WEIGHTS)
+        if place.is_file():
+            return place
+        if place.is_dir():
+            found = _pick_in_folder(place)
+            if found is not None:
+                return found
+            if user_named:
+                raise WeightsError(f"{label} points to {place}, a folder with no .safetensors file. {HOW_TO_GET_WEIGHTS}")
+        elif user_named:
+            raise WeightsError(f"{label} points to {place}, which does not exist. {HOW_TO_GET_WEIGHTS}")
+    return None
+
+
+# --------------------------------------------------------------------------
+# Metadata
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class WeightsInfo:
+    """What a weights file says about itself."""
+
+    config: DIMConfig = field(default_factory=DIMConfig)
+    normalization: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_NORMALIZATION))
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    created: str | None = None
+    path: Path | None = None
+    parameter_count: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": self.format_version,
+            "architecture": {"name": "dim", **self.config.to_dict()},
+            "normalization": self.normalization,
+            "provenance": self.provenance,
+            "metrics": self.metrics,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_metadata(cls, data: Mapping[str, Any], path: Path | None = None) -> WeightsInfo:
+        if data.get("format", FORMAT_NAME) != FORMAT_NAME:
+            raise WeightsError(f"{path}: metadata format {data.get('format')!r} is not {FORMAT_NAME!r}")
+        version = int(data.get("format_version", FORMAT_VERSION))
+        if version > FORMAT_VERSION:
+            raise WeightsError(
+                f"{path} was written by a newer DIM Studio (weights format {version}; this "
+                f"version reads up to {FORMAT_VERSION}): update DIM Studio"
+            )
+        arch = data.get("architecture", {})
+        if arch.get("name", "dim") != "dim":
+            raise WeightsError(f"{path} holds a {arch.get('name')!r} network, not DIM")
+        norm = dict(DEFAULT_NORMALIZATION)
+        norm.update(data.get("normalization") or {})
+        return cls(
+            config=DIMConfig.from_dict(arch),
+            normalization=norm,
+            provenance=dict(data.get("provenance") or {}),
+            metrics=dict(data.get("metrics") or {}),
+            format_version=version,
+            created=data.get("created"),
+            path=path,
+        )
+
+    def describe(self) -> str:
+        """Human-readable multi-line summary (used by `dim-studio weights info`)."""
+        lines = []
+        if self.path is not None:
+            lines.append(f"File:           {self.path}")
+        lines.append(f"Architecture:   {self.config.describe()}")
+        if self.parameter_count is not None:
+            lines.append(f"Parameters:     {self.parameter_count:,}")
+        n = self.normalization
+        lines.append(
+            f"Normalisation:  {n.get('channel_order', 'RGB')} x {n.get('input_range')}, "
+            f"mean {list(n.get('mean', []))}, std {list(n.get('std', []))}; "
+            f"trimap / {n.get('trimap_divisor')}"
+        )
+        lines.append("Provenance:     " + (_fmt_mapping(self.provenance, 16) or "unknown"))
+        lines.append("Metrics:        " + (_fmt_mapping(self.metrics, 16) or "none recorded"))
+        if self.created:
+            lines.append(f"Created:        {self.created}")
+        lines.append(f"Format:         {FORMAT_NAME} version {self.format_version}")
+        lines.extend(f"Note:           {note}" for note in self.notes)
+        return "\n".join(lines)
+
+
+def _fmt_mapping(data: Mapping[str, Any], indent: int) -> str:
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            inner = ", ".join(f"{k} {v}" for k, v in value.items())
+            parts.append(f"{key}: {inner}")
+        else:
+            parts.append(f"{key}: {value}")
+    return ("\n" + " " * indent).join(parts)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# --------------------------------------------------------------------------
+# Format detection
+# --------------------------------------------------------------------------
+
+
+def describe_format(path: str | os.PathLike[str]) -> str:
+    """Sniff a file: "safetensors", "torch-zip", "npz", "zip", "pickle", "empty" or "unknown"."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(16)
+    size = path.stat().st_size
+    if not head:
+        return "empty"
+    if len(head) >= 9:
+        (n,) = struct.unpack("<Q", head[:8])
+        if 0 < n <= size - 8 and head[8:9] == b"{":
+            return "safetensors"
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile:
+            return "unknown"
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            return "torch-zip"
+        if names and all(n.endswith(".npy") for n in names):
+            return "npz"
+        return "zip"
+    if head[:1] == b"\x80":
+        return "pickle"
+    return "unknown"
+
+
+_FORMAT_WORDS = {
+    "torch-zip": "a PyTorch checkpoint (.pth, zip format)",
+    "pickle": "a PyTorch/pickle checkpoint (.pth)",
+    "npz": "a NumPy .npz archive",
+    "zip": "a zip archive",
+    "empty": "an empty file",
+    "unknown": "not a format DIM Studio knows",
+}
+
+
+def _not_safetensors(path: Path, kind: str) -> WeightsError:
+    hint = (
+        f" Convert it first: `dim-studio weights import {path} -o {path.with_suffix('.safetensors').name}`."
+        if kind in ("torch-zip", "pickle", "npz")
+        else ""
+    )
+    return WeightsError(
+        f"{path} is {_FORMAT_WORDS.get(kind, kind)}; DIM Studio loads weights from "
+        f".safetensors files in its own format.{hint}"
+    )
+
+
+# --------------------------------------------------------------------------
+# Save and load
+# --------------------------------------------------------------------------
+
+
+def _info_from_metadata(path: Path, raw: Mapping[str, str] | None, shapes: Mapping[str, list[int]]) -> WeightsInfo:
+    blob = (raw or {}).get(METADATA_KEY)
+    if blob is None:
+        # A bare safetensors file with DIMNet keys: infer what we can.
+        w = shapes.get("encoder.conv6.weight")
+        conv6 = "7x7" if w is not None and list(w[-2:]) == [7, 7] else "1x1"
+        info = WeightsInfo(config=DIMConfig(conv6=conv6, refine=any(k.startswith("refine.") for k in shapes)), path=path)
+        info.notes.append("no DIM Studio metadata: architecture inferred, reference normalisation assumed")
+        return info
+    try:
+        data = json.loads(blob)
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"{path}: the DIM Studio metadata is not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path}: the DIM Studio metadata is not a JSON object")
+    return WeightsInfo.from_metadata(data, path)
+
+
+def _open_safetensors(path: Path) -> tuple[WeightsInfo, dict[str, list[int]]]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist. {HOW_TO_GET_WEIGHTS}")
+    kind = describe_format(path)
+    if kind != "safetensors":
+        raise _not_safetensors(path, kind)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            raw = f.metadata()
+            shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types
+        raise WeightsError(f"cannot read {path}: the safetensors file is damaged ({e})") from e
+    return _info_from_metadata(path, raw, shapes), shapes
+
+
+def read_weights_info(path: str | os.PathLike[str]) -> WeightsInfo:
+    """Metadata of a weights file, without loading the tensors."""
+    path = Path(path)
+    info, shapes = _open_safetensors(path)
+    info.parameter_count = sum(_numel(s) for s in shapes.values())
+    return info
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[DIMNet, WeightsInfo]:
+    """Build the model a weights file describes and load it (eval mode, float32).
+
+    Every key and shape is checked before any data is read; the first missing
+    key, unexpected key or differing shape raises WeightsError naming it.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    info, shapes = _open_safetensors(path)
+    with torch.device("meta"):
+        probe = DIMNet(info.config)
+    check_state_dict(probe, shapes, source=path.name)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as e:
+        raise WeightsError(f"cannot read {path}: the safetensors file is damaged ({e})") from e
+    model = build_dim(info.config, tensors, device=device)
+    info.parameter_count = sum(p.numel() for p in model.parameters())
+    return model, info
+
+
+def save_weights(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    metadata: Mapping[str, Any] | WeightsInfo | None = None,
+) -> WeightsInfo:
+    """Write ``model`` to ``path`` atomically (temp file in the folder + os.replace).
+
+    ``metadata`` may hold "normalization", "provenance" and "metrics" (a dict or
+    a WeightsInfo); the architecture comes from ``model.config``.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    config = getattr(model, "config", None)
+    if not isinstance(config, DIMConfig):
+        raise WeightsError("save_weights needs a DIMNet (a model with a DIMConfig)")
+    if isinstance(metadata, WeightsInfo):
+        meta: Mapping[str, Any] = {
+            "normalization": metadata.normalization,
+            "provenance": metadata.provenance,
+            "metrics": metadata.metrics,
+        }
+    else:
+        meta = metadata or {}
+    norm = dict(DEFAULT_NORMALIZATION)
+    norm.update(meta.get("normalization") or {})
+    info = WeightsInfo(
+        config=config,
+        normalization=norm,
+        provenance=dict(meta.get("provenance") or {}),
+        metrics=dict(meta.get("metrics") or {}),
+        created=_now(),
+        path=path,
+    )
+    try:
+        blob = json.dumps(info.to_metadata(), sort_keys=False)
+    except TypeError as e:
+        raise WeightsError(f"weights metadata must be plain JSON values ({e})") from e
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    info.parameter_count = sum(t.numel() for t in tensors.values())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={METADATA_KEY: blob, "format": "pt"})
+        try:
+            # mkstemp makes the file private (0600); a weights file is ordinary data.
+            os.chmod(tmp, 0o644)
+        except OSError:
+            pass
+        os.replace(tmp, path)
+    except OSError as e:
+        raise WeightsError(f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return info

@@ -1,0 +1,69 @@
+"""Per-user folders of DIM Studio (Qt-free).
+
+Two environment variables override the platform defaults, so tests and
+portable installs never touch a real home folder:
+
+- ``DIM_STUDIO_DATA_DIR``: data the program creates (weights downloads,
+  autosaved trimaps). Default: ``$XDG_DATA_HOME/dim-studio`` (usually
+  ``~/.local/share/dim-studio``) on Linux, ``~/Library/Application
+  Support/DIM Studio`` on macOS, ``%APPDATA%\\DIM Studio`` on Windows: the
+  same folder as ``dim_studio.net.weights.user_data_dir`` (that module imports
+  torch, which the Qt-free core must not need to find its autosaves).
+- ``DIM_STUDIO_CONFIG_DIR``: settings. Default: ``$XDG_CONFIG_HOME/dim-studio``
+  (usually ``~/.config/dim-studio``) on Linux, ``~/Library/Preferences/DIM Studio``
+  on macOS, ``%APPDATA%\\DIM Studio`` on Windows.
+
+The folders are not created here; writers create them when they first write.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+APP_DIR_NAME = "dim-studio"
+DATA_DIR_ENV = "DIM_STUDIO_DATA_DIR"
+CONFIG_DIR_ENV = "DIM_STUDIO_CONFIG_DIR"
+
+
+def _from_env(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def _xdg(name: str, default: Path) -> Path:
+    # The XDG spec says relative paths are invalid and must be ignored.
+    value = os.environ.get(name, "")
+    return Path(value) if value and os.path.isabs(value) else default
+
+
+def user_data_dir() -> Path:
+    """The folder for data DIM Studio creates (autosaves, downloaded weights)."""
+    override = _from_env(DATA_DIR_ENV)
+    if override is not None:
+        return override
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "DIM Studio"
+    if sys.platform.startswith("win"):
+        return (_from_env("APPDATA") or home / "AppData" / "Roaming") / "DIM Studio"
+    return _xdg("XDG_DATA_HOME", home / ".local" / "share") / APP_DIR_NAME
+
+
+def user_config_dir() -> Path:
+    """The folder for settings (the GUI's ini file)."""
+    override = _from_env(CONFIG_DIR_ENV)
+    if override is not None:
+        return override
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Preferences" / "DIM Studio"
+    if sys.platform.startswith("win"):
+        return (_from_env("APPDATA") or home / "AppData" / "Roaming") / "DIM Studio"
+    return _xdg("XDG_CONFIG_HOME", home / ".config") / APP_DIR_NAME
+
+
+def autosave_dir() -> Path:
+    """Where trimaps being edited are autosaved for crash recovery."""
+    return user_data_dir() / "autosave"
