@@ -1,0 +1,1 @@
+"""The PySide6 desktop application: window, canvas, tools, workers, dialogs."""
