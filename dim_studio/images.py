@@ -83,7 +83,20 @@ def _unreadable_message(path: Path, data: bytes, exc: Exception | None = None) -
     reason = str(exc) if exc else ""
     if "truncated" in reason.lower() or "broken data stream" in reason.lower():
         return f"{path}: the image file is truncated or damaged"
-    return f"{path}: not a readable image ({reason or 'unknown format'})"
+    if exc is None or isinstance(exc, UnidentifiedImageError):
+        # Pillow's own text names an in-memory buffer, which means nothing to a user.
+        kind = "a text file" if _looks_like_text(data) else "an unknown format"
+        return f"{path}: not a readable image ({kind})"
+    return f"{path}: not a readable image ({reason})"
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:512]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in head
 
 
 def _decode_high_depth(data: bytes, path: Path) -> np.ndarray | None:
