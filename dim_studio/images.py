@@ -229,7 +229,12 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise ImageWriteError(f"{target}: cannot write ({exc.strerror or exc})") from None
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates files readable by their owner only; outputs should get
+    # the permissions any new file of this user would have.
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)
         yield tmp
         os.replace(tmp, target)
     except BaseException:

@@ -102,3 +102,20 @@ def test_registry_lists_classical_engines_and_default_without_weights(monkeypatc
     monkeypatch.delenv("DIM_STUDIO_WEIGHTS", raising=False)
     assert {"closed-form", "lkm", "knn", "dim"} <= set(engine_names())
     assert default_engine_name() == "closed-form"
+
+
+def test_lkm_handles_regions_smaller_than_its_window():
+    # LKM's box filters need 41 px; a small photo is padded, not refused.
+    image, trimap, alpha = _scene(h=30, w=36)
+    pred = create_engine("lkm").estimate(image, trimap)
+    assert pred.shape == (30, 36)
+    unknown = trimap == UNKNOWN
+    assert np.abs(pred[unknown] - alpha[unknown]).mean() < 0.15
+
+
+def test_solver_warnings_do_not_reach_stdout(capsys):
+    from pymatting.preconditioner import ichol
+
+    create_engine("closed-form")
+    ichol.print("PERFORMANCE WARNING:")  # what PyMatting does when ichol needs a shift
+    assert capsys.readouterr().out == ""

@@ -192,3 +192,12 @@ def test_unwritable_folder_is_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ImageWriteError, match="cannot write"):
         write_alpha(blocker / "sub" / "a.png", np.zeros((2, 2), np.float32))
+
+
+def test_outputs_get_normal_file_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = write_alpha(tmp_path / "a.png", np.zeros((2, 2), np.float32))
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644
