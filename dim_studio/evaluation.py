@@ -1,0 +1,254 @@
+"""Evaluate engines on a benchmark folder with the standard matting metrics.
+
+The library behind ``dim-studio eval`` and ``bench/quality.py``: photos,
+trimaps and ground-truth alphas are paired by stem like a batch
+(``batch.find_pairs``), every engine mattes every photo, and SAD, MSE,
+Gradient and Connectivity (``metrics.evaluate``, over the trimap's unknown
+region) are recorded with the engine's time in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+from .batch import ALPHA_SUFFIXES, TRIMAP_SUFFIXES, find_pairs
+from .engines.base import Engine, check_cancel
+from .errors import DimStudioError, EngineError
+from .images import atomic_output, read_alpha, read_image, read_trimap
+from .metrics import evaluate
+from .trimap import check_same_size
+
+__all__ = ["METRICS", "EvalPair", "EvalResults", "EvalRow", "evaluate_folder", "find_eval_pairs"]
+
+METRICS = ("SAD", "MSE", "Gradient", "Connectivity")
+MEAN = "mean"
+
+
+@dataclass(frozen=True)
+class EvalPair:
+    name: str  # the photo's path relative to the images folder
+    image: Path
+    trimap: Path
+    alpha: Path
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """The errors of one engine on one photo (``image`` is "mean" for a mean row)."""
+
+    engine: str
+    image: str
+    SAD: float
+    MSE: float
+    Gradient: float
+    Connectivity: float
+    seconds: float
+
+    def metric(self, name: str) -> float:
+        return float(getattr(self, name))
+
+
+@dataclass
+class EvalResults:
+    """Per-image rows for each engine; means, a text table, CSV and JSON."""
+
+    engines: list[str]
+    images: list[str] = field(default_factory=list)
+    rows: list[EvalRow] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, why)
+
+    def rows_for(self, engine: str) -> list[EvalRow]:
+        return [r for r in self.rows if r.engine == engine]
+
+    def mean(self, engine: str) -> EvalRow:
+        rows = self.rows_for(engine)
+        n = len(rows)
+        if n == 0:
+            return EvalRow(engine, MEAN, *([float("nan")] * (len(METRICS) + 1)))
+        values = {m: sum(r.metric(m) for r in rows) / n for m in METRICS}
+        return EvalRow(engine, MEAN, seconds=sum(r.seconds for r in rows) / n, **values)
+
+    def means(self) -> dict[str, EvalRow]:
+        return {engine: self.mean(engine) for engine in self.engines}
+
+    def table_rows(self) -> list[EvalRow]:
+        """Per-image rows of each engine followed by that engine's mean row."""
+        out: list[EvalRow] = []
+        for engine in self.engines:
+            out.extend(self.rows_for(engine))
+            out.append(self.mean(engine))
+        return out
+
+    def format_table(self) -> str:
+        header = ("engine", "image", "SAD", "MSE", "Gradient", "Connectivity", "time (s)")
+        body = []
+        for r in self.table_rows():
+            body.append((
+                r.engine, r.image, f"{r.SAD:.3f}", f"{r.MSE:.5f}", f"{r.Gradient:.3f}",
+                f"{r.Connectivity:.3f}", f"{r.seconds:.2f}",
+            ))
+        widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
+                  for i, h in enumerate(header)]
+
+        def line(cells: tuple[str, ...]) -> str:
+            parts = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
+            parts += [c.rjust(w) for c, w in zip(cells[2:], widths[2:])]
+            return "  ".join(parts).rstrip()
+
+        lines = [line(header), line(tuple("-" * w for w in widths))]
+        previous = None
+        for row in body:
+            if previous is not None and row[0] != previous:
+                lines.append("")
+            lines.append(line(row))
+            previous = row[0]
+        return "\n".join(lines)
+
+    def to_csv_text(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["engine", "image", *METRICS, "seconds"])
+        for r in self.table_rows():
+            writer.writerow([r.engine, r.image, *(repr(r.metric(m)) for m in METRICS), repr(r.seconds)])
+        return buf.getvalue()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metrics": list(METRICS),
+            "engines": list(self.engines),
+            "images": list(self.images),
+            "results": [asdict(r) for r in self.rows],
+            "means": {engine: asdict(row) for engine, row in self.means().items()},
+            "skipped": [{"image": name, "reason": why} for name, why in self.skipped],
+        }
+
+    def write_csv(self, path: str | os.PathLike[str]) -> Path:
+        return _write_text(path, self.to_csv_text())
+
+    def write_json(self, path: str | os.PathLike[str]) -> Path:
+        return _write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def _write_text(path: str | os.PathLike[str], text: str) -> Path:
+    from .errors import ImageWriteError
+
+    target = Path(path)
+    try:
+        with atomic_output(target) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ImageWriteError(f"{target}: cannot write ({exc.strerror or exc})") from None
+    return target
+
+
+def _warm_up(engine: Engine) -> None:
+    """Matte a 48x48 synthetic disc once; any failure is left for the real run."""
+    import numpy as np
+
+    yy, xx = np.mgrid[0:48, 0:48].astype(np.float32)
+    alpha = np.clip(12.0 - np.hypot(xx - 23.5, yy - 23.5), 0.0, 1.0)
+    image = np.empty((48, 48, 3), np.float32)
+    image[..., 0] = 0.2 + 0.7 * alpha
+    image[..., 1] = 0.5 + 0.1 * np.sin(xx / 3.0)
+    image[..., 2] = 0.6 - 0.4 * alpha
+    trimap = np.where(alpha > 0.5, 255, 0).astype(np.uint8)
+    trimap[np.abs(np.hypot(xx - 23.5, yy - 23.5) - 12.0) <= 3.0] = 128
+    try:
+        engine.estimate(image, trimap)
+    except Exception:  # noqa: BLE001 - the real photos will report it properly
+        pass
+
+
+def find_eval_pairs(
+    images: str | os.PathLike[str],
+    trimaps: str | os.PathLike[str],
+    alphas: str | os.PathLike[str],
+    *,
+    recursive: bool = False,
+) -> tuple[list[EvalPair], list[tuple[str, str]]]:
+    """Photos with both a trimap and a ground-truth alpha; and the rest with why."""
+    with_trimaps, _ = find_pairs(images, trimaps, TRIMAP_SUFFIXES, recursive=recursive,
+                                 what="trimaps")
+    with_alphas, _ = find_pairs(images, alphas, ALPHA_SUFFIXES, recursive=recursive,
+                                what="alphas")
+    alpha_of = {p.rel: p.partner for p in with_alphas}
+    pairs: list[EvalPair] = []
+    skipped: list[tuple[str, str]] = []
+    for p in with_trimaps:
+        alpha = alpha_of.get(p.rel)
+        if p.partner is None:
+            skipped.append((p.rel, f"no trimap for it in {trimaps}"))
+        elif alpha is None:
+            skipped.append((p.rel, f"no ground-truth alpha for it in {alphas}"))
+        else:
+            pairs.append(EvalPair(p.rel, p.image, p.partner, alpha))
+    return pairs, skipped
+
+
+def evaluate_folder(
+    images: str | os.PathLike[str],
+    trimaps: str | os.PathLike[str],
+    alphas: str | os.PathLike[str],
+    engines: Mapping[str, Engine],
+    on_result: Optional[Callable[[EvalRow], None]] = None,
+    *,
+    limit: int | None = None,
+    recursive: bool = False,
+    cancel: Optional[Callable[[], bool]] = None,
+    warmup: bool = True,
+) -> EvalResults:
+    """Run every engine on every photo with a trimap and ground truth.
+
+    ``engines`` maps a display name to an engine (created once by the caller).
+    ``on_result(row)`` is called after each engine/photo; ``limit`` keeps the
+    first N photos (natural order). Ground-truth alphas stored as grey RGB are
+    fine (``images.read_alpha``). The time is the engine's ``estimate`` only;
+    with ``warmup`` each engine first mattes a tiny synthetic image so that
+    one-off costs (JIT compilation, loading kernels) do not count against the
+    first photo.
+    """
+    if not engines:
+        raise DimStudioError("no engine to evaluate")
+    if limit is not None and limit < 1:
+        raise DimStudioError(f"--limit must be 1 or more, not {limit}")
+    pairs, skipped = find_eval_pairs(images, trimaps, alphas, recursive=recursive)
+    if not pairs:
+        raise DimStudioError(
+            f"no photo in {images} has both a trimap in {trimaps} and a ground-truth alpha in {alphas}"
+        )
+    if limit is not None:
+        pairs = pairs[:limit]
+    results = EvalResults(engines=list(engines), skipped=skipped)
+    if warmup:
+        for engine in engines.values():
+            _warm_up(engine)
+    for pair in pairs:
+        check_cancel(cancel)
+        image = read_image(pair.image)
+        trimap = read_trimap(pair.trimap, image.shape[:2])
+        gt = read_alpha(pair.alpha)
+        check_same_size(image.shape, gt.shape, "image", f"ground-truth alpha {pair.alpha.name}")
+        results.images.append(pair.name)
+        for name, engine in engines.items():
+            start = time.perf_counter()
+            try:
+                pred = engine.estimate(image, trimap, cancel=cancel)
+            except DimStudioError as exc:
+                raise type(exc)(f"{name} on {pair.name}: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - named for the user, then stop
+                detail = str(exc) or type(exc).__name__
+                raise EngineError(f"{name} failed on {pair.name}: {detail}") from None
+            seconds = time.perf_counter() - start
+            errors = evaluate(pred, gt, trimap)
+            row = EvalRow(name, pair.name, seconds=seconds, **{m: float(errors[m]) for m in METRICS})
+            results.rows.append(row)
+            if on_result is not None:
+                on_result(row)
+    return results
