@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         background=background, depth=args.alpha_depth,
     )
     print(f"{image_path.name}: {engine.describe()} in {elapsed:.2f} s")
+    for note in engine.last_run_notes:
+        print(f"note: {note}", file=sys.stderr)
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..errors import Cancelled, EngineError
-from ..trimap import FOREGROUND, check_same_size, force_known, unknown_bbox, validate_trimap
+from ..trimap import FOREGROUND, Box, check_same_size, force_known, unknown_bbox, validate_trimap
 
 ProgressFn = Optional[Callable[[float], None]]
 CancelFn = Optional[Callable[[], bool]]
@@ -47,6 +47,8 @@ class Engine(ABC):
     context_margin: int = 16
     #: whether the engine needs foreground pixels in the trimap to do anything
     needs_foreground: bool = True
+    #: what the last run had to do differently (smaller tiles, CPU fallback, ...)
+    last_run_notes: "list[str] | tuple[str, ...]" = ()
 
     def estimate(
         self,
@@ -68,8 +70,7 @@ class Engine(ABC):
         if progress is not None:
             progress(0.0)
 
-        box = unknown_bbox(trimap, self.context_margin)
-        assert box is not None  # validate_trimap guarantees unknown pixels
+        box = self._crop_box(trimap)
         rows, cols = box.slices
         crop_alpha = self._estimate_crop(
             np.ascontiguousarray(image[rows, cols]),
@@ -88,6 +89,12 @@ class Engine(ABC):
         if progress is not None:
             progress(1.0)
         return alpha
+
+    def _crop_box(self, trimap: np.ndarray) -> Box:
+        """The region the engine works on: unknown pixels plus the context margin."""
+        box = unknown_bbox(trimap, self.context_margin)
+        assert box is not None  # validate_trimap guarantees unknown pixels
+        return box
 
     @abstractmethod
     def _estimate_crop(
