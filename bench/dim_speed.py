@@ -46,7 +46,7 @@ from torch import nn  # noqa: E402
 
 from dim_studio.engines.device import describe_device, select_device  # noqa: E402
 from dim_studio.engines.dim import DIMEngine, is_out_of_memory, plan_tiles  # noqa: E402
-from dim_studio.net.model import DIMNet, normalize_input, pad_to_multiple  # noqa: E402
+from dim_studio.net.model import normalize_input, pad_to_multiple, random_dim  # noqa: E402
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "alphamatting_training_lowres"
@@ -57,23 +57,12 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "alphamatting_training_lowres"
 # ---------------------------------------------------------------------------
 
 
-def random_model(seed: int = 0) -> DIMNet:
-    model = DIMNet()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                m.weight.normal_(0.0, math.sqrt(2.0 / m.weight[0].numel()), generator=gen)
-                m.bias.zero_()
-    return model.eval()
-
-
 def get_model(args: argparse.Namespace, device: torch.device) -> tuple[nn.Module, Any]:
     if args.weights:
         from dim_studio.net.weights import load_weights
 
         return load_weights(args.weights, device=device)
-    return random_model().to(device), None
+    return random_dim().to(device), None
 
 
 def sync(device: torch.device) -> None:

@@ -1,7 +1,7 @@
 """The DIM engine: tiling, devices, out-of-memory fallback, weights and cache.
 
 Runs on the CPU with random weights. The random network is He-initialised
-(``_random_model``): DIMNet's default Xavier init shrinks activations layer by
+(``net.model.random_dim``): DIMNet's default Xavier init shrinks activations layer by
 layer (the logit's spread is ~2e-5), so every alpha would be ~0.5 and a
 tiled-vs-untiled comparison would pass whatever the tiling did. With He init
 the alpha varies over ~0.05..0.7 and a tile with too little context is
@@ -14,40 +14,26 @@ small and the tile sizes tiny (tile_size 32-64).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from dim_studio.engines import create_engine
 from dim_studio.engines import dim as dim_mod
 from dim_studio.engines.device import describe_device, select_device
 from dim_studio.engines.dim import DIMEngine, axis_segments, plan_tiles
 from dim_studio.errors import Cancelled, EngineError, WeightsError
-from dim_studio.net.model import DIMNet, predict_alpha
+from dim_studio.net.model import DIMNet, predict_alpha, random_dim
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
 
 HOW_TO = "dim-studio weights download dim-stage3"
 
 
-def _random_model(seed: int = 0) -> DIMNet:
-    """A DIMNet with He-normal weights, so activations keep their scale."""
-    model = DIMNet()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                m.weight.normal_(0.0, math.sqrt(2.0 / m.weight[0].numel()), generator=gen)
-                m.bias.zero_()
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def model() -> DIMNet:
-    return _random_model()
+    return random_dim()
 
 
 def _ellipse_scene(h: int, w: int, band: float = 0.15, seed: int = 0):
@@ -420,7 +406,7 @@ def test_rewritten_weights_file_is_reloaded(model, weights_file):
     from dim_studio.net.weights import save_weights
 
     first = DIMEngine(weights=weights_file, device="cpu")
-    save_weights(weights_file, _random_model(seed=1))
+    save_weights(weights_file, random_dim(seed=1))
     st = os.stat(weights_file)
     os.utime(weights_file, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # coarse clocks
     second = DIMEngine(weights=weights_file, device="cpu")

@@ -74,7 +74,9 @@ import numpy as np
 import torch
 
 from ..errors import EngineError, WeightsError
-from ..net.model import DEFAULT_NORMALIZATION, SIZE_MULTIPLE, build_dim, normalize_input
+from ..net.model import (
+    DEFAULT_NORMALIZATION, SIZE_MULTIPLE, build_dim, normalize_input, reflect_indices,
+)
 from ..trimap import FOREGROUND, UNKNOWN, Box
 from .base import CancelFn, Engine, ProgressFn, check_cancel, scaled_progress
 from .device import device_kind_and_name, select_device
@@ -236,17 +238,6 @@ def plan_tiles(
             )
             tiles.append(Tile((ky0, ky1, kx0, kx1), window))
     return tiles, skipped
-
-
-def _reflect_index(n: int, total: int) -> np.ndarray:
-    """Indices 0..total-1 reflected into 0..n-1 (numpy "reflect", as
-    ``net.pad_to_multiple`` pads); a length-1 axis is replicated."""
-    i = np.arange(total)
-    if n == 1:
-        return np.zeros(total, dtype=np.intp)
-    period = 2 * (n - 1)
-    m = i % period
-    return np.where(m < n, m, period - m).astype(np.intp)
 
 
 def _gather(array: np.ndarray, rows: np.ndarray, cols: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -513,7 +504,7 @@ class DIMEngine(Engine):
     ) -> np.ndarray:
         h, w = trimap.shape
         hp, wp = _ceil_to(h, _M), _ceil_to(w, _M)
-        rows, cols = _reflect_index(h, hp), _reflect_index(w, wp)
+        rows, cols = reflect_indices(h, hp), reflect_indices(w, wp)
         # The CPU fallback of a CUDA engine shrinks windows (no autotuner there).
         shrink = self.shrink_tiles if device == self.device else device.type != "cuda"
         tiles, skipped = plan_tiles(trimap, tile_size, self.tile_context, shrink=shrink)

@@ -30,6 +30,7 @@ _EXPORTS = {
     "normalize_input": "model",
     "pad_to_multiple": "model",
     "predict_alpha": "model",
+    "random_dim": "model",
     # weights.py
     "HOW_TO_GET_WEIGHTS": "weights",
     "WeightsInfo": "weights",

@@ -274,12 +274,31 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def random_dim(config: DIMConfig | None = None, seed: int = 0) -> DIMNet:
+    """A DIMNet with He-normal random weights, for timing and tests.
+
+    The default (Xavier) init makes activations vanish through the 20-odd
+    layers, so every output would be nearly constant and a test comparing two
+    ways of running the net would pass whatever they did; He init keeps the
+    activations' scale.
+    """
+    model = DIMNet(config)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.normal_(0.0, math.sqrt(2.0 / m.weight[0].numel()), generator=gen)
+                if m.bias is not None:
+                    m.bias.zero_()
+    return model.eval()
+
+
 # --------------------------------------------------------------------------
 # Input preparation
 # --------------------------------------------------------------------------
 
 
-def _reflect_indices(n: int, total: int) -> np.ndarray:
+def reflect_indices(n: int, total: int) -> np.ndarray:
     """Indices 0..total-1 reflected into 0..n-1 (numpy 'reflect', repeated).
 
     Works when the pad exceeds n - 1 (where torch's reflect pad refuses) by
@@ -295,7 +314,7 @@ def _reflect_indices(n: int, total: int) -> np.ndarray:
 
 def _pad_indices(n: int, target: int, mode: str) -> np.ndarray:
     if mode == "reflect":
-        return _reflect_indices(n, target)
+        return reflect_indices(n, target)
     if mode in ("replicate", "edge"):
         return np.minimum(np.arange(target), n - 1).astype(np.int64)
     raise ValueError(f'pad mode must be "reflect", "replicate" or "constant", not {mode!r}')
