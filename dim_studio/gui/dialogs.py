@@ -1,0 +1,348 @@
+"""Dialogs: one error helper, the questions the window asks, and export.
+
+Every question the window asks the user goes through a module-level function
+here (``show_error``, ``ask_unsaved_changes``, ``ask_restore_autosave``,
+``get_open_path`` ...). The window looks them up as ``dialogs.NAME`` at call
+time, so tests replace one function with ``monkeypatch.setattr`` and never
+see a modal dialog.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox, QColorDialog, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+    QGridLayout, QGroupBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox,
+    QPushButton, QToolButton, QVBoxLayout, QWidget,
+)
+
+from dim_studio.images import IMAGE_SUFFIXES
+
+IMAGE_FILTER = "Images ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
+PNG_FILTER = "PNG images (*.png);;TIFF images (*.tif *.tiff);;All files (*)"
+
+# --------------------------------------------------------------------------
+# messages and questions (replace these in tests)
+# --------------------------------------------------------------------------
+
+
+def show_error(parent: QWidget | None, title: str, message: str) -> None:
+    """The one way errors reach the user: a warning box with the reason."""
+    QMessageBox.warning(parent, title, message)
+
+
+def show_info(parent: QWidget | None, title: str, message: str) -> None:
+    QMessageBox.information(parent, title, message)
+
+
+SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
+
+
+def ask_unsaved_changes(parent: QWidget | None, what: str) -> str:
+    """Save / Discard / Cancel for an edited trimap; returns SAVE, DISCARD or CANCEL."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Unsaved trimap")
+    box.setText(f"The trimap of {what} has changes that are not saved.")
+    box.setInformativeText("Save them before continuing?")
+    box.setStandardButtons(
+        QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+        | QMessageBox.StandardButton.Cancel
+    )
+    box.setDefaultButton(QMessageBox.StandardButton.Save)
+    answer = box.exec()
+    if answer == QMessageBox.StandardButton.Save:
+        return SAVE
+    if answer == QMessageBox.StandardButton.Discard:
+        return DISCARD
+    return CANCEL
+
+
+def ask_restore_autosave(parent: QWidget | None, photo_name: str, age: str) -> bool:
+    """Offer an autosaved trimap back after a crash; True = restore it."""
+    answer = QMessageBox.question(
+        parent,
+        "Recover trimap",
+        f"DIM Studio found an unsaved trimap for {photo_name} ({age}), probably left "
+        "by a crash.\n\nRestore it? Choosing No deletes the recovered copy.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.Yes,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
+    answer = QMessageBox.question(
+        parent, title, text,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def get_open_path(parent: QWidget | None, title: str, folder: str, file_filter: str = IMAGE_FILTER) -> str | None:
+    path, _ = QFileDialog.getOpenFileName(parent, title, folder, file_filter)
+    return path or None
+
+
+def get_save_path(parent: QWidget | None, title: str, suggested: str, file_filter: str = PNG_FILTER) -> str | None:
+    path, _ = QFileDialog.getSaveFileName(parent, title, suggested, file_filter)
+    return path or None
+
+
+def ask_band_width(parent: QWidget | None, default: int = 10) -> int | None:
+    """Half-width of the unknown band for Trimap from mask (pixels each side of the edge)."""
+    value, ok = QInputDialog.getInt(
+        parent, "Trimap from mask",
+        "Unknown band width (pixels on each side of the mask's edge):",
+        default, 0, 500, 1,
+    )
+    return int(value) if ok else None
+
+
+def choose_color(parent: QWidget | None, initial: QColor, title: str) -> QColor | None:
+    color = QColorDialog.getColor(initial, parent, title)
+    return color if color.isValid() else None
+
+
+def color_icon(color: QColor, size: int = 14) -> QIcon:
+    """A small swatch for buttons and menu entries."""
+    pix = QPixmap(size, size)
+    pix.fill(color)
+    return QIcon(pix)
+
+
+# --------------------------------------------------------------------------
+# export
+# --------------------------------------------------------------------------
+
+BG_COLOR, BG_IMAGE, BG_CHECKERBOARD = "color", "image", "checkerboard"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to write; ``background_spec`` is the same string ``--background`` takes."""
+
+    alpha_path: str | None
+    cutout_path: str | None
+    composite_path: str | None
+    depth: int = 8
+    background_kind: str = BG_COLOR
+    background_color: str = "#ffffff"
+    background_image: str = ""
+
+    @property
+    def background_spec(self) -> str | None:
+        if self.composite_path is None:
+            return None
+        if self.background_kind == BG_CHECKERBOARD:
+            return "checkerboard"
+        if self.background_kind == BG_IMAGE:
+            return self.background_image
+        return self.background_color
+
+    @property
+    def paths(self) -> list[str]:
+        return [p for p in (self.alpha_path, self.cutout_path, self.composite_path) if p]
+
+
+class _PathRow(QWidget):
+    """[x] Label  [path.............] [...]"""
+
+    def __init__(self, label: str, path: str, checked: bool, browse: Callable[[str], str | None]) -> None:
+        super().__init__()
+        self.check = QCheckBox(label)
+        self.check.setChecked(checked)
+        self.edit = QLineEdit(path)
+        self.edit.setMinimumWidth(360)
+        self.button = QToolButton()
+        self.button.setText("…")
+        self.button.setToolTip("Choose the file")
+        self.button.clicked.connect(lambda: self._browse(browse))
+        self.check.toggled.connect(self._sync)
+        self._sync(checked)
+
+    def _browse(self, browse: Callable[[str], str | None]) -> None:
+        path = browse(self.edit.text())
+        if path:
+            self.edit.setText(path)
+
+    def _sync(self, on: bool) -> None:
+        self.edit.setEnabled(on)
+        self.button.setEnabled(on)
+
+    def value(self) -> str | None:
+        text = self.edit.text().strip()
+        return text if self.check.isChecked() and text else None
+
+
+class ExportDialog(QDialog):
+    """Choose outputs: alpha, RGBA cutout, composite over a colour, image or checkerboard."""
+
+    def __init__(
+        self,
+        parent: QWidget | None,
+        photo_path: str,
+        folder: str,
+        defaults: ExportOptions | None = None,
+        protected: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self._protected = {os.path.abspath(p) for p in protected if p}
+        stem = Path(photo_path).stem
+        d = defaults or ExportOptions(None, None, None)
+
+        def default(kind: str) -> str:
+            return str(Path(folder) / f"{stem}_{kind}.png")
+
+        def browse(current: str) -> str | None:
+            return get_save_path(self, "Export to", current or folder)
+
+        self.alpha_row = _PathRow("Alpha matte", default("alpha"), True, browse)
+        self.cutout_row = _PathRow("RGBA cutout", default("cutout"), d.cutout_path is not None, browse)
+        self.composite_row = _PathRow("Composite", default("composite"), d.composite_path is not None, browse)
+        if defaults is not None:
+            self.alpha_row.check.setChecked(defaults.alpha_path is not None)
+
+        files = QGroupBox("Files")
+        grid = QGridLayout(files)
+        for r, row in enumerate((self.alpha_row, self.cutout_row, self.composite_row)):
+            grid.addWidget(row.check, r, 0)
+            grid.addWidget(row.edit, r, 1)
+            grid.addWidget(row.button, r, 2)
+        hint = QLabel("The cutout's colours are the estimated foreground, so no old background "
+                      "shows through hair and soft edges.")
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: palette(mid);")
+        grid.addWidget(hint, 3, 0, 1, 3)
+
+        self.depth = QComboBox()
+        self.depth.addItem("8 bit", 8)
+        self.depth.addItem("16 bit", 16)
+        self.depth.setCurrentIndex(1 if d.depth == 16 else 0)
+
+        self.bg_kind = QComboBox()
+        self.bg_kind.addItem("Colour", BG_COLOR)
+        self.bg_kind.addItem("Image", BG_IMAGE)
+        self.bg_kind.addItem("Checkerboard", BG_CHECKERBOARD)
+        self.bg_kind.setCurrentIndex(max(0, self.bg_kind.findData(d.background_kind)))
+        self._color = QColor(d.background_color)
+        self.color_button = QPushButton()
+        self.color_button.clicked.connect(self._pick_color)
+        self._update_color_button()
+        self.bg_image = QLineEdit(d.background_image)
+        self.bg_image.setPlaceholderText("background photo")
+        self.bg_browse = QToolButton()
+        self.bg_browse.setText("…")
+        self.bg_browse.clicked.connect(self._pick_image)
+
+        bg_row = QHBoxLayout()
+        bg_row.addWidget(self.bg_kind)
+        bg_row.addWidget(self.color_button)
+        bg_row.addWidget(self.bg_image, 1)
+        bg_row.addWidget(self.bg_browse)
+        options = QGroupBox("Options")
+        form = QFormLayout(options)
+        form.addRow("Bit depth:", self.depth)
+        form.addRow("Composite background:", bg_row)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(files)
+        layout.addWidget(options)
+        layout.addWidget(buttons)
+        self.bg_kind.currentIndexChanged.connect(self._sync_background)
+        self.composite_row.check.toggled.connect(self._sync_background)
+        self._sync_background()
+
+    def _update_color_button(self) -> None:
+        self.color_button.setIcon(color_icon(self._color))
+        self.color_button.setText(self._color.name())
+
+    def _pick_color(self) -> None:
+        color = choose_color(self, self._color, "Composite background colour")
+        if color is not None:
+            self._color = color
+            self._update_color_button()
+
+    def _pick_image(self) -> None:
+        path = get_open_path(self, "Background image", self.bg_image.text() or str(Path.home()))
+        if path:
+            self.bg_image.setText(path)
+
+    def _sync_background(self) -> None:
+        on = self.composite_row.check.isChecked()
+        kind = self.bg_kind.currentData()
+        self.bg_kind.setEnabled(on)
+        self.color_button.setVisible(kind == BG_COLOR)
+        self.color_button.setEnabled(on)
+        self.bg_image.setVisible(kind == BG_IMAGE)
+        self.bg_browse.setVisible(kind == BG_IMAGE)
+        self.bg_image.setEnabled(on)
+        self.bg_browse.setEnabled(on)
+
+    def options(self) -> ExportOptions:
+        return ExportOptions(
+            alpha_path=self.alpha_row.value(),
+            cutout_path=self.cutout_row.value(),
+            composite_path=self.composite_row.value(),
+            depth=int(self.depth.currentData()),
+            background_kind=str(self.bg_kind.currentData()),
+            background_color=self._color.name(),
+            background_image=self.bg_image.text().strip(),
+        )
+
+    def problem(self) -> str | None:
+        """Why these options cannot be exported, or None."""
+        opts = self.options()
+        if not opts.paths:
+            return "Choose at least one file to export."
+        if len({os.path.abspath(p) for p in opts.paths}) != len(opts.paths):
+            return "Two outputs have the same file name."
+        for p in opts.paths:
+            if os.path.abspath(p) in self._protected:
+                return f"{p} is an input (the photo or its trimap); choose another name."
+        if opts.cutout_path and Path(opts.cutout_path).suffix.lower() in (".jpg", ".jpeg"):
+            return "JPEG has no transparency; save the cutout as .png."
+        if opts.composite_path and opts.background_kind == BG_IMAGE and not opts.background_image:
+            return "Choose a background image for the composite."
+        return None
+
+    def _accept(self) -> None:
+        problem = self.problem()
+        if problem:
+            show_error(self, "Export", problem)
+            return
+        existing = [p for p in self.options().paths if Path(p).exists()]
+        if existing and not ask_yes_no(
+            self, "Replace files?",
+            "These files exist and will be replaced:\n" + "\n".join(existing),
+        ):
+            return
+        self.accept()
+
+
+def ask_export_options(
+    parent: QWidget | None,
+    photo_path: str,
+    folder: str,
+    defaults: ExportOptions | None = None,
+    protected: tuple[str, ...] = (),
+) -> ExportOptions | None:
+    """Show the export dialog; None when cancelled."""
+    dialog = ExportDialog(parent, photo_path, folder, defaults, protected)
+    dialog.setWindowModality(Qt.WindowModality.WindowModal)
+    if dialog.exec() != QDialog.DialogCode.Accepted:
+        return None
+    return dialog.options()

@@ -1,0 +1,126 @@
+"""Settings that persist between runs, in one ini file.
+
+The file lives in ``dim_studio.paths.user_config_dir()`` (``~/.config/dim-studio``
+on Linux); the environment variable ``DIM_STUDIO_CONFIG_DIR`` moves it, which
+is how tests keep away from the real user's settings. An ini file rather
+than the platform's native store (the Windows registry, macOS plists) so that
+the override works the same everywhere and a user can read or delete it.
+
+Values are read through typed accessors: QSettings returns strings from ini
+files, and a corrupt or hand-edited value must fall back to the default
+rather than crash the window at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from dim_studio.paths import user_config_dir
+
+SETTINGS_FILE_NAME = "dim-studio.ini"
+MAX_RECENT = 10
+
+
+def settings_path() -> Path:
+    return user_config_dir() / SETTINGS_FILE_NAME
+
+
+class Settings:
+    """Typed access to the application's QSettings."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else settings_path()
+        self.qsettings = QSettings(str(self.path), QSettings.Format.IniFormat)
+
+    # -- generic typed access ------------------------------------------------
+
+    def get_str(self, key: str, default: str = "") -> str:
+        value = self.qsettings.value(key, default)
+        return value if isinstance(value, str) else default
+
+    def get_int(self, key: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+        try:
+            value = int(self.qsettings.value(key, default))
+        except (TypeError, ValueError):
+            return default
+        if lo is not None:
+            value = max(lo, value)
+        if hi is not None:
+            value = min(hi, value)
+        return value
+
+    def get_float(self, key: str, default: float, lo: float | None = None, hi: float | None = None) -> float:
+        try:
+            value = float(self.qsettings.value(key, default))
+        except (TypeError, ValueError):
+            return default
+        if value != value:  # NaN
+            return default
+        if lo is not None:
+            value = max(lo, value)
+        if hi is not None:
+            value = min(hi, value)
+        return value
+
+    def get_bool(self, key: str, default: bool) -> bool:
+        value = self.qsettings.value(key, default)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return default
+
+    def get_bytes(self, key: str) -> QByteArray | None:
+        value = self.qsettings.value(key)
+        return value if isinstance(value, QByteArray) else None
+
+    def get_list(self, key: str) -> list[str]:
+        value = self.qsettings.value(key, [])
+        if isinstance(value, str):
+            return [value] if value else []
+        if isinstance(value, (list, tuple)):
+            return [str(v) for v in value if v]
+        return []
+
+    def set(self, key: str, value: Any) -> None:
+        self.qsettings.setValue(key, value)
+
+    def sync(self) -> None:
+        self.qsettings.sync()
+
+    # -- named settings -----------------------------------------------------------
+
+    def last_folder(self, kind: str) -> str:
+        """The folder last used for ``kind`` ('image', 'trimap', 'export', 'mask', 'background')."""
+        folder = self.get_str(f"folders/{kind}")
+        if folder and Path(folder).is_dir():
+            return folder
+        # Falling back to the photo's folder is what one wants for trimaps and exports.
+        image_folder = self.get_str("folders/image")
+        return image_folder if image_folder and Path(image_folder).is_dir() else str(Path.home())
+
+    def set_last_folder(self, kind: str, path: str | Path) -> None:
+        p = Path(path)
+        self.set(f"folders/{kind}", str(p if p.is_dir() else p.parent))
+
+    def recent_files(self) -> list[str]:
+        return self.get_list("recent/files")[:MAX_RECENT]
+
+    def add_recent_file(self, path: str | Path) -> list[str]:
+        entry = str(Path(path).resolve())
+        files = [f for f in self.recent_files() if f != entry]
+        files.insert(0, entry)
+        files = files[:MAX_RECENT]
+        self.set("recent/files", files)
+        return files
+
+    def remove_recent_file(self, path: str) -> list[str]:
+        files = [f for f in self.recent_files() if f != path]
+        self.set("recent/files", files)
+        return files
+
+    def clear_recent_files(self) -> None:
+        self.set("recent/files", [])
