@@ -14,7 +14,7 @@ rather than crash the window at start-up.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -27,6 +27,8 @@ MAX_RECENT = 10
 def settings_path() -> Path:
     return user_config_dir() / SETTINGS_FILE_NAME
 
+
+_Number = TypeVar("_Number", int, float)
 
 class Settings:
     """Typed access to the application's QSettings."""
@@ -46,11 +48,7 @@ class Settings:
             value = int(self.qsettings.value(key, default))
         except (TypeError, ValueError):
             return default
-        if lo is not None:
-            value = max(lo, value)
-        if hi is not None:
-            value = min(hi, value)
-        return value
+        return _clamp(value, lo, hi)
 
     def get_float(self, key: str, default: float, lo: float | None = None, hi: float | None = None) -> float:
         try:
@@ -59,11 +57,7 @@ class Settings:
             return default
         if value != value:  # NaN
             return default
-        if lo is not None:
-            value = max(lo, value)
-        if hi is not None:
-            value = min(hi, value)
-        return value
+        return _clamp(value, lo, hi)
 
     def get_bool(self, key: str, default: bool) -> bool:
         value = self.qsettings.value(key, default)
@@ -124,3 +118,11 @@ class Settings:
 
     def clear_recent_files(self) -> None:
         self.set("recent/files", [])
+
+
+def _clamp(value: _Number, lo: _Number | None, hi: _Number | None) -> _Number:
+    if lo is not None:
+        value = max(lo, value)
+    if hi is not None:
+        value = min(hi, value)
+    return value

@@ -8,7 +8,6 @@ The user data folder is a temporary folder (``DIM_STUDIO_DATA_DIR``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import socket
 import threading
 from pathlib import Path
@@ -21,7 +20,7 @@ from dim_studio.gui import dialogs, weights_dialogs
 from dim_studio.gui.weights_dialogs import WeightsActions, install_weights_menu
 from dim_studio.net import download as download_module
 from dim_studio.net import weights as weights_module
-from test_download import _mm_stage3_bytes, _Server
+from test_download import checkpoint, server  # noqa: F401 - shared pytest fixtures
 from test_importers import openmmlab_state_dict
 
 TIMEOUT = 120_000  # ms: converting a full-size (random) DIM checkpoint on a small shared machine
@@ -138,20 +137,6 @@ def test_show_weights_info_without_weights_says_how_to_get_them(qtbot, window, r
 # -------------------------------------------------------------------------- download
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> tuple[bytes, str]:
-    data = _mm_stage3_bytes(tmp_path_factory)
-    name = f"/dl/dim_stage3_v16_pln_1x1_1000k_comp1k_SAD-50.6_20200609_111851-{hashlib.sha256(data).hexdigest()[:8]}.pth"
-    return data, name
-
-
-@pytest.fixture(scope="module")
-def server(checkpoint):
-    srv = _Server()
-    data, name = checkpoint
-    srv.files[name] = data
-    yield srv
-    srv.close()
 
 
 def publish_at(monkeypatch, url: str) -> None:
