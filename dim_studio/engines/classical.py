@@ -27,7 +27,11 @@ def _route_pymatting_prints_to_logging() -> None:
     """PyMatting's preconditioner prints warnings to stdout, which would corrupt
     a command's output. Shadowing ``print`` in that one module's globals sends
     them to logging instead; unlike swapping sys.stdout it is thread-safe."""
-    from pymatting.preconditioner import ichol
+    import importlib
+
+    # The package re-exports the function under the module's name, so fetch
+    # the module itself.
+    ichol = importlib.import_module("pymatting.preconditioner.ichol")
 
     def _log_print(*args: Any, **kwargs: Any) -> None:
         text = " ".join(str(a) for a in args).strip()
