@@ -131,13 +131,13 @@ def measure(app, photo: Path, trimap: Path, engine: str, resolution: str, stroke
     for i, (x, y) in enumerate(_stroke_sites(doc.copy_trimap(), strokes)):
         canvas.set_label(FOREGROUND if i % 2 == 0 else UNKNOWN)
         points = [canvas.map_from_image(QPointF(x + dx, y)).toPoint() for dx in (-4, 0, 4)]
+        before = doc.copy_trimap()
         QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, points[0])
         for p in points[1:]:
             QTest.mouseMove(vp, p)
-        before = doc.revision
         QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, points[-1])
         end_of_stroke = time.perf_counter()
-        if doc.revision == before:
+        if np.array_equal(doc.trimap, before):
             continue  # the dab changed nothing (already that label): no preview to wait for
         shown.clear()
         if not _wait(app, current_shown, timeout):
@@ -150,8 +150,7 @@ def measure(app, photo: Path, trimap: Path, engine: str, resolution: str, stroke
     image = window.image
     row = Row(photo.name, f"{image.shape[1]}x{image.shape[0]}", engine, resolution, work,
               latencies, computes, last.device_label)
-    doc.mark_saved()
-    window.close()
+    window.close()  # discards the strokes (and their autosave) without asking
     return row
 
 
@@ -183,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # A modal dialog would stall an unattended run: collect the error, stop waiting.
     dialogs.show_error = lambda parent, title, message: ERRORS.append(f"{title}: {message}")  # type: ignore[assignment]
+    # The benchmark's strokes are throw-away: never ask about them.
+    dialogs.ask_unsaved_changes = lambda parent, what: dialogs.DISCARD  # type: ignore[assignment]
+    dialogs.ask_restore_autosave = lambda parent, name, age: False  # type: ignore[assignment]
     engines = list(args.engines)
     if "dim" in engines:
         note = _use_random_dim_weights()

@@ -226,3 +226,19 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(int(code or 0), captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_solvers():
+    """Compile PyMatting's numba kernels once, before any test starts a clock.
+
+    On a fresh install the first closed-form solve and foreground estimate
+    spend tens of seconds in numba's JIT; GUI tests that wait for a worker
+    with a timeout would otherwise pay that inside their wait.
+    """
+    from dim_studio.compose import estimate_foreground
+    from dim_studio.engines import create_engine
+
+    scene = make_scene(24, 24)
+    alpha = create_engine("closed-form").estimate(scene.image, scene.trimap)
+    estimate_foreground(scene.image, alpha)

@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self._export_progress: QProgressDialog | None = None
         self._last_error = ""
         self._autosave_failed_once = False
+        self._autosaved_path: str | None = None  # the photo whose autosave this window wrote
 
         self.worker = MattingWorker(self)
         self.tasks = TaskRunner(self)
@@ -397,6 +398,7 @@ class MainWindow(QMainWindow):
     def confirm_unsaved(self) -> bool:
         """Ask Save / Discard / Cancel when the trimap has unsaved changes; True = go on."""
         if not self.is_modified():
+            self._drop_stale_autosave()
             return True
         answer = dialogs.ask_unsaved_changes(self, Path(self.image_path or "the photo").name)
         if answer == dialogs.SAVE:
@@ -424,6 +426,7 @@ class MainWindow(QMainWindow):
         if dialogs.ask_restore_autosave(self, Path(path).name, entry.describe_age()):
             # One undo step on top of what was opened, and unsaved: the user decides.
             self.canvas.apply_trimap(restored, "Recovered trimap")
+            self._autosaved_path = path  # ours now: kept while the recovery is unsaved
             self.statusBar().showMessage("Recovered the unsaved trimap", 5000)
         else:
             self.autosave.discard_entry(entry)
@@ -432,6 +435,7 @@ class MainWindow(QMainWindow):
         if not self.is_modified() or self.image_path is None:
             return
         path, snapshot = self.image_path, self.canvas.document.copy_trimap()
+        self._autosaved_path = path
         # PNG-encoding a 24 MP trimap takes a moment: the task runner does it.
         self.tasks.submit(lambda: self.autosave.save(path, snapshot), None, self._on_autosave_failed)
 
@@ -442,7 +446,17 @@ class MainWindow(QMainWindow):
             self._autosave_failed_once = True
             dialogs.show_error(self, "Autosave failed", f"{message}\n\nSave the trimap yourself (Ctrl+S).")
 
+    def _drop_stale_autosave(self) -> None:
+        """Remove the autosave this window wrote, now that nothing is unsaved.
+
+        Only this session's own autosave: one found on disk when the photo was
+        opened belongs to the restore prompt, not to us.
+        """
+        if self._autosaved_path is not None and self._autosaved_path == self.image_path:
+            self._discard_autosave()
+
     def _discard_autosave(self) -> None:
+        self._autosaved_path = None
         if self.image_path:
             path = self.image_path
             # Through the same runner as the writes, so it cannot overtake a pending one.
@@ -456,6 +470,11 @@ class MainWindow(QMainWindow):
         self.preview.schedule()
         if self.is_modified():
             self.autosave_timer.start()
+        else:
+            # Undone back to the saved state: an autosave of the edits would
+            # only offer back work the user took back.
+            self.autosave_timer.stop()
+            self._drop_stale_autosave()
 
     def _update_title(self) -> None:
         if self.image_path is None:

@@ -389,7 +389,9 @@ class WindowUi:
         self._set_engine_enabled("dim", False, "The dim engine needs weights; looking for them…")
         self.engine_combo.currentIndexChanged.connect(self._on_engine_combo)
         self.device_combo = QComboBox()
-        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # "CUDA 0: NVIDIA H100 80GB HBM3" would push the toolbar off the screen.
+        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.device_combo.setMinimumContentsLength(12)
         self.device_combo.addItem("Auto", "auto")
         self.device_combo.setToolTip("Where the dim engine runs; classical engines always use the CPU")
         self.device_combo.currentIndexChanged.connect(lambda _: self._on_setting_changed())
@@ -400,9 +402,9 @@ class WindowUi:
         eb.addWidget(self.engine_combo)
         eb.addWidget(QLabel("  Device "))
         eb.addWidget(self.device_combo)
+        # Why "dim" is greyed out: in the status bar, beside the engine, hover for how to fix it.
         self.weights_note = QLabel()
         self.weights_note.setStyleSheet("color: palette(mid);")
-        eb.addWidget(self.weights_note)
 
         # --- status bar ---------------------------------------------------------------------
         sb = window.statusBar()
@@ -410,7 +412,8 @@ class WindowUi:
         self.engine_label = QLabel()
         self.device_label = QLabel()
         self.preview_label = QLabel("Preview: —")
-        for lbl in (self.pixel_label, self.engine_label, self.device_label, self.preview_label):
+        for lbl in (self.pixel_label, self.weights_note, self.engine_label, self.device_label,
+                    self.preview_label):
             lbl.setContentsMargins(8, 0, 8, 0)
             sb.addPermanentWidget(lbl)
 
@@ -541,7 +544,7 @@ class WindowUi:
         else:
             tip = (env.weights_error + "\n\n" if env.weights_error else "") + env.weights_help
             self._set_engine_enabled("dim", False, tip)
-            self.weights_note.setText("  dim: no weights ⓘ")
+            self.weights_note.setText("dim engine: no weights (see the Weights menu)")
             self.weights_note.setToolTip(tip)
             self.weights_note.setStatusTip("The dim engine needs a weights file: hover for how to get one")
         self.show_engine_status()

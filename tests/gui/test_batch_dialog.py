@@ -26,7 +26,7 @@ from dim_studio.gui import batch_dialog, dialogs
 from dim_studio.gui.batch_dialog import BatchDialog, open_batch_dialog
 from dim_studio.gui.settings import Settings
 
-TIMEOUT = 60_000  # ms; the test machine is small and shared
+TIMEOUT = 120_000  # ms; the test machine is small and shared (waits end as soon as the work does)
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,7 @@ from dim_studio.images import read_image, read_trimap
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
 
 H, W = 90, 120
-TIMEOUT = 30_000  # ms; generous for a 2-core machine shared with other jobs
+TIMEOUT = 120_000  # ms; generous for a 2-core machine shared with other jobs (waits end early)
 
 
 # --------------------------------------------------------------------------
@@ -440,6 +440,24 @@ def test_close_prompts_for_unsaved_changes(make_window, scene, qtbot, dlg):
     assert window.close()
     window.tasks.flush(10)
     assert AutosaveStore().find(scene[0]) is None  # discarded work leaves no autosave
+
+
+def test_undoing_back_to_the_saved_state_drops_the_autosave(make_window, scene, qtbot, dlg):
+    store = AutosaveStore()
+    window = make_window()
+    window.autosave_timer.setInterval(20)
+    assert window.open_image(str(scene[0]), str(scene[1]))
+    _paint_something(window)
+    qtbot.waitUntil(lambda: store.find(scene[0]) is not None, timeout=TIMEOUT)
+    window.ui.undo_action.trigger()
+    assert not window.is_modified()
+    window.tasks.flush(10)
+    assert store.find(scene[0]) is None
+    assert window.close() and dlg.unsaved == []
+    # The next window is not asked to restore anything.
+    again = make_window()
+    assert again.open_image(str(scene[0]), str(scene[1]))
+    assert dlg.restores == []
 
 
 def test_save_from_the_prompt_writes_the_trimap(make_window, scene, tmp_path, qtbot, dlg):

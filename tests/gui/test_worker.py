@@ -15,7 +15,7 @@ from dim_studio.gui.worker import (
     describe_exception, run_preview,
 )
 
-TIMEOUT = 20_000
+TIMEOUT = 60_000  # ms; waits end as soon as the work does
 
 
 def _scene_arrays(h=60, w=80):
