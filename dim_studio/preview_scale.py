@@ -37,11 +37,11 @@ _FIXED_SCALES = {FULL: 1.0, HALF: 0.5, QUARTER: 0.25}
 
 # Automatic caps, in pixels of the region the engine actually solves (the
 # unknown region's bounding box plus context). Measured with
-# bench/preview_latency.py on 2 CPU cores: closed-form solves a 0.34 MP region
-# in ~0.2-0.4 s; the network (VGG-16 sized) costs ~7 s per megapixel there, so
-# on a CPU it gets a region of ~0.12 MP (under a second); on a GPU it runs at
-# full resolution.
-CLASSICAL_CPU_BUDGET = 500_000
+# bench/preview_latency.py on 2 CPU cores: closed-form solves a 0.38 MP region
+# in ~0.4 s, so 0.25 MP keeps stroke-to-preview under half a second with the
+# debounce; the network (VGG-16 sized) gets ~0.12 MP there (~2 s on 2 cores);
+# on a GPU it runs at full resolution.
+CLASSICAL_CPU_BUDGET = 250_000
 NETWORK_CPU_BUDGET = 120_000
 # Below this the saving is not worth the blur: run at full resolution.
 _MIN_USEFUL_SHRINK = 0.9
