@@ -29,17 +29,6 @@ from dim_studio.gui.settings import Settings
 TIMEOUT = 120_000  # ms; the test machine is small and shared (waits end as soon as the work does)
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No real user folders, and no weights anywhere (so the engine list is predictable)."""
-    monkeypatch.setenv("DIM_STUDIO_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("DIM_STUDIO_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DIM_STUDIO_WEIGHTS", raising=False)
-    from dim_studio.net import weights
-
-    monkeypatch.setattr(weights, "model_dir", lambda: tmp_path / "no-model-folder")
-
-
 class Recorder:
     """Stands in for the modal dialogs the batch dialog may show."""
 

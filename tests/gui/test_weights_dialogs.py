@@ -26,14 +26,6 @@ from test_importers import openmmlab_state_dict
 TIMEOUT = 120_000  # ms: converting a full-size (random) DIM checkpoint on a small shared machine
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("DIM_STUDIO_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("DIM_STUDIO_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DIM_STUDIO_WEIGHTS", raising=False)
-    monkeypatch.setattr(weights_module, "model_dir", lambda: tmp_path / "no-model-folder")
-
-
 class Recorder:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.errors: list[tuple[str, str]] = []

@@ -34,14 +34,6 @@ TIMEOUT = 120_000  # ms; generous for a 2-core machine shared with other jobs (w
 # --------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def isolated_user_folders(tmp_path, monkeypatch):
-    """Never read or write the real user's settings or autosaves."""
-    monkeypatch.setenv("DIM_STUDIO_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("DIM_STUDIO_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DIM_STUDIO_WEIGHTS", raising=False)
-
-
 class DialogRecorder:
     """Stands in for every dialog; records what the window asked and answers as told."""
 
