@@ -23,6 +23,8 @@ class EngineInfo:
 
 
 _REGISTRY: dict[str, EngineInfo] = {}
+# Factories already imported (or registered as callables), by engine name.
+_FACTORIES: dict[str, Callable[..., Engine]] = {}
 
 
 def register_engine(
@@ -33,9 +35,6 @@ def register_engine(
         _FACTORIES[name] = target
         target = f"{target.__module__}:{target.__qualname__}"
     _REGISTRY[name] = EngineInfo(name, target, description, needs_weights)
-
-
-_FACTORIES: dict[str, Callable[..., Engine]] = {}
 
 
 def engine_names() -> list[str]:

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -425,9 +425,8 @@ def run_preview(ctx: JobContext, request: PreviewRequest) -> PreviewResult:
         return result
     ctx.partial(result)
     foreground = estimate_foreground_scaled(request.image, scaled.alpha, scaled.scale, cancel=ctx.cancelled)
-    return PreviewResult(
-        scaled.alpha, foreground, request.trimap, scaled.scale, scaled.work_size,
-        time.perf_counter() - start, result.engine_label, result.device_label, final=True,
+    return replace(
+        result, foreground=foreground, seconds=time.perf_counter() - start, final=True
     )
 
 
