@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DimStudioError, ImageWriteError
-from .images import atomic_output, read_trimap, write_trimap
+from .atomic import atomic_output
+from .images import read_trimap, write_trimap
 from .paths import autosave_dir
 
 _FORMAT = 1

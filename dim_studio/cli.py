@@ -28,16 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dim-studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from .commands import batch, evaluate, gui, matte
+    from .commands import batch, evaluate, gui, matte, weights
 
-    for module in (gui, matte, batch, evaluate):
+    for module in (gui, matte, batch, evaluate, weights):
         module.register(sub)
-    try:
-        from .net import commands as weights_commands
-    except ImportError:  # the network package needs torch
-        pass
-    else:
-        weights_commands.register(sub)
     return parser
 
 

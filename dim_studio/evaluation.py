@@ -2,7 +2,7 @@
 
 The library behind ``dim-studio eval`` and ``bench/quality.py``: photos,
 trimaps and ground-truth alphas are paired by stem like a batch
-(``batch.find_pairs``), every engine mattes every photo, and SAD, MSE,
+(``pairing.find_pairs``), every engine mattes every photo, and SAD, MSE,
 Gradient and Connectivity (``metrics.evaluate``, over the trimap's unknown
 region) are recorded with the engine's time in seconds.
 """
@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-from .batch import ALPHA_SUFFIXES, TRIMAP_SUFFIXES, find_pairs
 from .engines.base import Engine, check_cancel
 from .errors import DimStudioError, EngineError
-from .images import atomic_output, read_alpha, read_image, read_trimap
+from .atomic import atomic_output
+from .images import read_alpha, read_image, read_trimap
 from .metrics import evaluate
+from .pairing import ALPHA_SUFFIXES, TRIMAP_SUFFIXES, find_pairs
 from .trimap import check_same_size
 
 __all__ = ["METRICS", "EvalPair", "EvalResults", "EvalRow", "evaluate_folder", "find_eval_pairs"]

@@ -12,17 +12,15 @@ goes to a temporary file in the target folder and is moved into place with
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import atomic_output
 from .errors import ImageReadError, ImageWriteError
 from .trimap import check_same_size, quantize_trimap
 
@@ -210,37 +208,6 @@ def read_trimap(
 
 
 # --- writing ---------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it into place on success.
-
-    On any exception the temporary file is removed and the target untouched.
-    """
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder
-        )
-    except OSError as exc:
-        raise ImageWriteError(f"{target}: cannot write ({exc.strerror or exc})") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp creates files readable by their owner only; outputs should get
-    # the permissions any new file of this user would have.
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def _encode(arr: np.ndarray, suffix: str, path: Path) -> bytes:

@@ -9,6 +9,8 @@ portable installs never touch a real home folder:
   Support/DIM Studio`` on macOS, ``%APPDATA%\\DIM Studio`` on Windows: the
   same folder as ``dim_studio.net.weights.user_data_dir`` (that module imports
   torch, which the Qt-free core must not need to find its autosaves).
+- ``DIM_STUDIO_MODEL_DIR``: the last place weights are looked for. Default:
+  the repository's ``model/`` folder beside the package.
 - ``DIM_STUDIO_CONFIG_DIR``: settings. Default: ``$XDG_CONFIG_HOME/dim-studio``
   (usually ``~/.config/dim-studio``) on Linux, ``~/Library/Preferences/DIM Studio``
   on macOS, ``%APPDATA%\\DIM Studio`` on Windows.
@@ -25,6 +27,7 @@ from pathlib import Path
 APP_DIR_NAME = "dim-studio"
 DATA_DIR_ENV = "DIM_STUDIO_DATA_DIR"
 CONFIG_DIR_ENV = "DIM_STUDIO_CONFIG_DIR"
+MODEL_DIR_ENV = "DIM_STUDIO_MODEL_DIR"
 
 
 def _from_env(name: str) -> Path | None:
@@ -62,6 +65,14 @@ def user_config_dir() -> Path:
     if sys.platform.startswith("win"):
         return (_from_env("APPDATA") or home / "AppData" / "Roaming") / "DIM Studio"
     return _xdg("XDG_CONFIG_HOME", home / ".config") / APP_DIR_NAME
+
+
+def model_dir() -> Path:
+    """The shipped-weights folder: ``model/`` beside the ``dim_studio`` package (the repository's)."""
+    override = _from_env(MODEL_DIR_ENV)
+    if override is not None:
+        return override
+    return Path(__file__).resolve().parents[1] / "model"
 
 
 def autosave_dir() -> Path:

@@ -84,7 +84,7 @@ def main_window(app: "QApplication", out: Path) -> Path:  # noqa: F821
     paint_stroke(window, [(300, 300), (330, 320), (360, 330)], FOREGROUND, 12)
     window.preview.request_now()
     wait_until(app, lambda: window.preview.last_result is not None
-               and window.preview.last_result.foreground is not None and window.worker.is_idle())
+               and window.preview.last_result.foreground is not None and window.preview_lane.is_idle())
     window.canvas.zoom_fit()
     settle(app)
     path = out / "main_window.png"

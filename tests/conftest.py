@@ -228,6 +228,21 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return run
 
 
+@pytest.fixture(autouse=True)
+def isolated_user_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test: the user's settings, data and weights folders are fresh temporary ones.
+
+    A machine with real weights installed (or a settings file, or autosaves)
+    then runs exactly the same suite as CI: no weights are found anywhere
+    unless a test puts them there (``tmp_path / "data"`` is the user data folder).
+    """
+    monkeypatch.setenv("DIM_STUDIO_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("DIM_STUDIO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DIM_STUDIO_MODEL_DIR", str(tmp_path / "no-model-folder"))
+    monkeypatch.delenv("DIM_STUDIO_WEIGHTS", raising=False)
+    return tmp_path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _compiled_solvers():
     """Compile PyMatting's numba kernels once, before any test starts a clock.

@@ -15,6 +15,7 @@ from dim_studio.commands import batch as batch_command
 from dim_studio.engines import create_engine
 from dim_studio.engines.classical import ClosedFormEngine
 from dim_studio.errors import DimStudioError
+from dim_studio.workflows import batch as batch_workflow
 
 from conftest import save_gray
 
@@ -276,6 +277,51 @@ def test_an_output_never_overwrites_an_input(synth, run_cli):
     assert "would overwrite an input file" in reason
 
 
+def _no_engine(monkeypatch) -> list[str]:
+    """Record engine creation instead of doing it: nothing may be matted."""
+    made: list[str] = []
+    monkeypatch.setattr(batch_command, "create_engine", lambda name, **kw: made.append(name))
+    return made
+
+
+def test_an_output_folder_that_cannot_be_created_fails_before_any_matting(synth, run_cli, monkeypatch):
+    images, trimaps = synth.dir("images"), synth.dir("trimaps")
+    synth.photo(images, "x", trimap_dir=trimaps, seed=1)
+    made = _no_engine(monkeypatch)
+    # Tests may run as root, where chmod does not stop writes: the output folder is below a file.
+    blocker = synth.root / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    before = _files(synth.root)
+    out = blocker / "out"
+
+    result = run_cli("batch", images, "--trimaps", trimaps, "-o", out, *ENGINE)
+    assert result.code == 1
+    assert result.err.startswith(f"dim-studio: error: {out}: cannot create the output folder (")
+    assert result.err.endswith("; choose another folder\n") and result.err.count("\n") == 1
+    assert "Traceback" not in result.err and result.out == ""
+    assert made == []  # no engine, so nothing matted
+    assert _files(synth.root) == before and blocker.read_text(encoding="utf-8") == "x"
+
+
+def test_an_unwritable_output_folder_fails_before_any_matting(synth, run_cli, monkeypatch):
+    images, trimaps, out = synth.dir("images"), synth.dir("trimaps"), synth.dir("out")
+    synth.photo(images, "x", trimap_dir=trimaps, seed=1)
+    made = _no_engine(monkeypatch)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    # Root writes anywhere, so the write test itself is refused.
+    monkeypatch.setattr(batch_workflow.tempfile, "NamedTemporaryFile", refuse)
+    result = run_cli("batch", images, "--trimaps", trimaps, "-o", out, *ENGINE)
+    assert result.code == 1
+    assert result.err == (
+        f"dim-studio: error: {out}: the output folder is not writable (Permission denied); "
+        "choose another folder\n"
+    )
+    assert result.out == "" and made == [] and list(out.iterdir()) == []
+
+
 @pytest.mark.parametrize("content", [None, "notes.txt"])
 def test_empty_folder_is_a_clear_error(synth, run_cli, content):
     images, trimaps = synth.dir("images"), synth.dir("trimaps")
@@ -305,6 +351,22 @@ def _good_folder(synth, n=3):
     for i in range(n):
         synth.photo(images, f"p{i + 1}", trimap_dir=trimaps, seed=10 + i)
     return images, trimaps, synth.root / "out"
+
+
+def test_statuses_and_event_kinds_read_as_their_plain_values():
+    members = [*batchlib.PlanStatus, *batchlib.FileStatus, *batchlib.BatchEventKind, *batchlib.RunStatus]
+    assert {m.value for m in batchlib.PlanStatus} == {"todo", "skip", "missing-trimap", "invalid", "kept"}
+    assert {m.value for m in batchlib.FileStatus} == {"done", "failed", "skipped", "not-processed"}
+    assert {m.value for m in batchlib.RunStatus} == {"completed", "interrupted", "cancelled"}
+    assert {m.value for m in batchlib.BatchEventKind} == {
+        "start", "file-started", "file-progress", "file-done", "file-failed", "file-skipped",
+        "file-not-processed", "finished",
+    }
+    for member in members:  # printed, formatted, compared, hashed and serialised as the plain string
+        value = member.value
+        assert member == value and hash(member) == hash(value) and {value: 1}[member] == 1
+        assert str(member) == f"{member}" == "{}".format(member) == "%s" % member == value
+        assert json.dumps({"s": member, "l": [member]}) == json.dumps({"s": value, "l": [value]})
 
 
 def test_plan_and_events(mixed):

@@ -414,6 +414,27 @@ def test_rewritten_weights_file_is_reloaded(model, weights_file):
     assert len(dim_mod.cached_model_keys()) == 1  # the old version was dropped
 
 
+def test_an_engine_kept_alive_follows_its_replaced_weights_file(model, weights_file):
+    # A GUI keeps engines cached; installing new weights under the same name
+    # must change what that very engine computes, not only what new ones do.
+    import os
+
+    from dim_studio.net.weights import save_weights
+
+    image, trimap = _ellipse_scene(40, 48, band=0.3)
+    engine = DIMEngine(weights=weights_file, device="cpu")
+    before = engine.estimate(image, trimap)
+    replacement = random_dim(seed=7)
+    save_weights(weights_file, replacement)
+    st = os.stat(weights_file)
+    os.utime(weights_file, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # coarse clocks
+    after = engine.estimate(image, trimap)
+    assert any("changed" in note for note in engine.last_run_notes)
+    np.testing.assert_allclose(after, predict_alpha(replacement, image, trimap, engine.normalization),
+                               rtol=0, atol=1e-5)
+    assert np.abs(after - before).max() > 1e-3
+
+
 def test_normalisation_comes_from_the_weights_metadata(model, tmp_path):
     from dim_studio.net.weights import save_weights
 

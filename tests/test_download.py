@@ -212,7 +212,7 @@ def test_download_defaults_to_the_user_data_folder(server, checkpoint, tmp_path,
 def test_weights_download_command(server, checkpoint, tmp_path, capsys):
     import argparse
 
-    from dim_studio.net.commands import register
+    from dim_studio.commands.weights import register
 
     _, name = checkpoint
     parser = argparse.ArgumentParser(prog="dim-studio")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dim_studio.engines import create_engine, default_engine_name, engine_names
+from dim_studio.engines import create_engine, engine_names
+from dim_studio.workflows.engine_choice import default_engine_name
 from dim_studio.errors import Cancelled, EngineError, TrimapError
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
 

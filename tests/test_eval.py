@@ -152,3 +152,23 @@ def test_eval_skips_photos_without_ground_truth(bench, synth, run_cli):
     assert result.code == 0
     assert "skipped three.png: no ground-truth alpha" in result.err
     assert "three.png" not in result.out
+
+
+def test_pairing_is_a_core_module_without_engines_or_batch(bench):
+    """Evaluation pairs files through ``dim_studio.pairing``, which needs no engine or batch code."""
+    import subprocess
+    import sys
+
+    images, trimaps, alphas = bench
+    code = (
+        "import sys\n"
+        "from dim_studio.pairing import ALPHA_SUFFIXES, find_pairs\n"
+        f"pairs, ignored = find_pairs({str(images)!r}, {str(alphas)!r}, ALPHA_SUFFIXES, what='alphas')\n"
+        "print(sorted((p.rel, p.partner.name) for p in pairs), [p.name for p in ignored])\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('dim_studio.engines', 'dim_studio.batch'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "[('one.png', 'one.png'), ('two.png', 'two_alpha.png')] ['README.txt']",
+        "[]",
+    ]

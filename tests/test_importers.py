@@ -1,4 +1,4 @@
-"""Importers: OpenMMLab DIM, torchvision VGG-16, the seed's npz, and safe unpickling.
+"""Importers: OpenMMLab DIM, torchvision VGG-16, the seed's npz, and refusing unsafe checkpoints.
 
 The synthetic checkpoints use exactly the published key names and shapes
 (DESIGN section 5), filled with random numbers; each is built once per module.
@@ -11,6 +11,10 @@ import ast
 import os
 import pickle
 import re
+import struct
+import subprocess
+import sys
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -22,9 +26,8 @@ from safetensors import safe_open
 
 from dim_studio.errors import WeightsError
 from dim_studio.net import UnsafeCheckpointError, import_weights, load_torch_checkpoint, load_weights
-from dim_studio.net.commands import register
+from dim_studio.commands.weights import register
 from dim_studio.net.model import fc6_tf_to_conv, fc6_torchvision_to_conv, hwio_to_oihw
-from dim_studio.net.safe_pickle import safe_load
 
 VGG_CHANNELS = [(4, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
                 (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
@@ -89,16 +92,23 @@ def mmedit_forward(sd, x):
     return pred_alpha, torch.sigmoid(raw_alpha + raw_refine)
 
 
+def mmedit_meta() -> dict:
+    """The meta that mmediting 0.x (June 2020) saved: mmcv's save_checkpoint, the
+    IterBasedRunner's iter/epoch and tools/train.py's info, all plain values
+    (its EvalIterHook only logs, so no numpy best score is stored)."""
+    return {"mmedit_version": "0.1.0", "config": "model = dict(type='DIM', ...)\n", "seed": None,
+            "env_info": "sys.platform: linux\nPyTorch: 1.5.0", "exp_name": "dim_stage3_v16_pln_1x1_1000k_comp1k.py",
+            "iter": 1000000, "epoch": 1, "mmcv_version": "0.5.9", "time": "Tue Jun  9 11:18:51 2020"}
+
+
 @pytest.fixture(scope="module")
 def mm_stage3(tmp_path_factory):
-    """A stage-3 checkpoint whose meta holds numpy values (weights_only refuses it)."""
+    """A stage-3 checkpoint laid out as OpenMMLab published it."""
     sd = openmmlab_state_dict(3)
     folder = tmp_path_factory.mktemp("mm")
     path = folder / "dim_stage3_v16_pln_1x1_1000k_comp1k_SAD-50.6_20200609_111851-0badc0de.pth"
-    meta = {"mmedit_version": "0.1.0", "iter": np.int64(1000000), "best_score": np.float64(50.6),
-            "dtype": np.dtype("float32"), "hist": np.arange(3.0), "time": "Tue Jun  9 11:18:51 2020"}
-    # publish_model writes the legacy (non-zip) format, as the real file is
-    torch.save({"state_dict": sd, "meta": meta}, path, _use_new_zipfile_serialization=False)
+    # torch < 1.6 wrote the legacy (non-zip) format, as the real file is
+    torch.save({"state_dict": sd, "meta": mmedit_meta()}, path, _use_new_zipfile_serialization=False)
     return sd, path
 
 
@@ -107,8 +117,6 @@ def mm_stage3(tmp_path_factory):
 
 def test_openmmlab_stage3_import_matches_mmedit_forward(mm_stage3, tmp_path):
     sd, src = mm_stage3
-    with pytest.raises(Exception):  # the reason the restricted reader exists
-        torch.load(src, weights_only=True)
     dst = tmp_path / "dim.safetensors"
     info = import_weights(src, dst)
     assert info.config.conv6 == "1x1" and info.config.refine
@@ -307,43 +315,127 @@ class _SystemPayload:
         return (os.system, (f"touch {self.marker}",))
 
 
+def _save(obj, path: Path, container: str) -> None:
+    if container == "plain-pickle":
+        path.write_bytes(pickle.dumps(obj, protocol=2))
+    else:
+        torch.save(obj, path, _use_new_zipfile_serialization=(container == "torch-zip"))
+
+
 @pytest.mark.parametrize("container", ["plain-pickle", "torch-zip", "torch-legacy"])
 def test_code_execution_payload_is_refused_and_never_runs(tmp_path, container):
     marker = tmp_path / "marker"
-    # meta first so that the payload is what the reader meets first (a plain
-    # pickle of a tensor would otherwise be refused earlier, for its storage)
     ckpt = {"meta": {"x": _Payload(marker)}, "state_dict": {"backbone.encoder.conv6.weight": torch.zeros(1)}}
     src = tmp_path / "evil.pth"
-    if container == "plain-pickle":
-        src.write_bytes(pickle.dumps(ckpt, protocol=2))
-    else:
-        torch.save(ckpt, src, _use_new_zipfile_serialization=(container == "torch-zip"))
-    for attempt in (lambda: load_torch_checkpoint(src), lambda: safe_load(src),
-                    lambda: import_weights(src, tmp_path / "x.safetensors")):
-        with pytest.raises(UnsafeCheckpointError, match=r"builtins\.exec"):
+    _save(ckpt, src, container)
+    for attempt in (lambda: load_torch_checkpoint(src), lambda: import_weights(src, tmp_path / "x.safetensors")):
+        with pytest.raises(UnsafeCheckpointError, match=r"builtins\.exec.*not loaded and nothing in it ran"):
             attempt()
     assert not marker.exists()
     assert not (tmp_path / "x.safetensors").exists()
 
 
-def test_os_system_payload_is_refused(tmp_path):
+@pytest.mark.parametrize("container", ["plain-pickle", "torch-zip", "torch-legacy"])
+def test_os_system_payload_is_refused(tmp_path, container):
     marker = tmp_path / "marker"
     src = tmp_path / "evil.pth"
-    torch.save({"state_dict": {}, "meta": [_SystemPayload(marker)]}, src)
+    _save({"state_dict": {}, "meta": [_SystemPayload(marker)]}, src, container)
     with pytest.raises(UnsafeCheckpointError, match=r"(posix|nt|os)\.system"):
         load_torch_checkpoint(src)
     assert not marker.exists()
 
 
-def test_restricted_reader_refuses_setstate_on_admitted_objects(tmp_path):
-    # complex(1, 2) followed by BUILD: pickle would call __setstate__ / set attributes
-    src = tmp_path / "build.pth"
-    src.write_bytes(b"\x80\x02cbuiltins\ncomplex\nK\x01K\x02\x86R}b.")
-    with pytest.raises(UnsafeCheckpointError, match="sets the state of a complex"):
-        safe_load(src)
-    # without BUILD the same data is harmless and reads fine
-    src.write_bytes(b"\x80\x02cbuiltins\ncomplex\nK\x01K\x02\x86R.")
-    assert safe_load(src) == complex(1, 2)
+def test_torch_still_refuses_what_the_scan_would_let_through(tmp_path, monkeypatch):
+    """The scan is the first gate; torch's weights-only loader stays the second."""
+    from dim_studio.net import importers
+
+    monkeypatch.setattr(importers, "_ALLOWED_GLOBALS", importers._ALLOWED_GLOBALS | {"builtins.exec"})
+    marker = tmp_path / "marker"
+    src = tmp_path / "evil.pth"
+    torch.save({"meta": {"x": _Payload(marker)}, "state_dict": {}}, src)
+    with pytest.raises(UnsafeCheckpointError, match=r"builtins\.exec.*nothing in it ran") as e:
+        load_torch_checkpoint(src)
+    assert "\n" not in str(e.value)
+    assert not marker.exists()
+
+
+# GLOBAL '__builtin__ bytearray', BININT 1_500_000_000, TUPLE1, REDUCE, STOP
+BYTEARRAY_BOMB = b"\x80\x02c__builtin__\nbytearray\nJ" + struct.pack("<i", 1_500_000_000) + b"\x85R."
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads peak memory from Linux's /proc")
+def test_bytearray_bomb_is_refused_without_building_it(tmp_path):
+    # torch's own weights-only loader admits bytearray: it would build 1.5 GB
+    # and only then find that this is not a checkpoint.
+    assert len(BYTEARRAY_BOMB) == 33
+    src = tmp_path / "bomb.pth"
+    src.write_bytes(BYTEARRAY_BOMB)
+    # VmHWM is the child's own peak; ru_maxrss would carry over the parent's
+    # peak through fork and exec.
+    child = (
+        "import re, sys\n"
+        "from dim_studio.net import UnsafeCheckpointError, import_weights\n"
+        "try:\n"
+        "    import_weights(sys.argv[1], sys.argv[2])\n"
+        "except UnsafeCheckpointError as e:\n"
+        "    print(e)\n"
+        "with open('/proc/self/status') as f:\n"
+        "    print(re.search(r'VmHWM:\\s*(\\d+) kB', f.read()).group(1))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child, str(src), str(tmp_path / "x.safetensors")],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout.strip().splitlines()
+    message, peak_kib = out[-2], int(out[-1])
+    assert "builtins.bytearray" in message and "not loaded" in message
+    assert peak_kib < 500 * 1024, f"peak memory {peak_kib // 1024} MB"
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        # complex(1, 2) followed by BUILD, which would set state on it
+        (b"\x80\x02c__builtin__\ncomplex\nK\x01K\x02\x86R}b.", "builtins.complex"),
+        (b"\x80\x02ccollections\nCounter\n)R.", "collections.Counter"),
+        (b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x06\x00\x00\x00latin1\x86R.", "_codecs.encode"),
+        # protocol 4 names globals on the stack; torch.save never writes it
+        (pickle.dumps(OrderedDict(), protocol=4), "STACK_GLOBAL"),
+    ],
+)
+def test_objects_torch_admits_but_no_checkpoint_needs_are_refused(tmp_path, data, name):
+    src = tmp_path / "odd.pth"
+    src.write_bytes(data)
+    with pytest.raises(UnsafeCheckpointError, match=re.escape(name)):
+        load_torch_checkpoint(src)
+
+
+def test_numpy_values_in_meta_are_refused_by_name(tmp_path):
+    # not needed by any supported checkpoint, so not admitted
+    src = tmp_path / "np.pth"
+    torch.save({"state_dict": openmmlab_state_dict(1), "meta": {"iter": np.int64(5)}}, src)
+    with pytest.raises(UnsafeCheckpointError, match=r"numpy\.(_core|core)\.multiarray\.scalar"):
+        import_weights(src, tmp_path / "x.safetensors")
+
+
+def test_damaged_checkpoints_are_weights_errors(tmp_path, mm_stage3):
+    _, legacy = mm_stage3
+    zipped = tmp_path / "zipped.pth"
+    torch.save({"state_dict": openmmlab_state_dict(1)}, zipped)
+    cases = {
+        "truncated-zip.pth": zipped.read_bytes()[: zipped.stat().st_size // 2],
+        "truncated-legacy.pth": legacy.read_bytes()[:100_000],
+        "not-a-checkpoint.pth": pickle.dumps({"a": 1}, protocol=2),
+        "garbage.pth": b"\x80\x02" + b"\xff" * 64,  # 0xff is no pickle opcode
+    }
+    with zipfile.ZipFile(tmp_path / "no-pickle.pth", "w") as zf:
+        zf.writestr("archive/data/0", b"\0" * 8)
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    for name in [*cases, "no-pickle.pth"]:
+        with pytest.raises(WeightsError, match=f"{re.escape(name)}.*(damaged|not a)") as e:
+            load_torch_checkpoint(tmp_path / name)
+        assert not isinstance(e.value, UnsafeCheckpointError), name
 
 
 def test_no_unsafe_loading_anywhere_in_the_package():

@@ -1,4 +1,4 @@
-"""Downscaled previews (dim_studio.preview_scale)."""
+"""Downscaled previews (dim_studio.workflows.preview_scale)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dim_studio.engines import create_engine
-from dim_studio.preview_scale import (
+from dim_studio.workflows.preview_scale import (
     AUTO, CLASSICAL_CPU_BUDGET, FULL, HALF, QUARTER, auto_pixel_budget, choose_scale,
     downscale_trimap, estimate_alpha_scaled, estimate_foreground_scaled,
 )
@@ -85,7 +85,7 @@ def test_cancel_is_honoured():
 
 
 def test_auto_scale_fits_the_solved_region_in_the_budget():
-    from dim_studio.preview_scale import MIN_AUTO_SCALE, solved_size
+    from dim_studio.workflows.preview_scale import MIN_AUTO_SCALE, solved_size
 
     _, tri, _ = _scene()
     for margin, budget in ((0, 2000), (8, 3000), (16, 6000)):

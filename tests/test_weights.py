@@ -18,7 +18,7 @@ import dim_studio.paths as paths_mod
 from dim_studio.errors import WeightsError
 from dim_studio.net import DIMConfig, DIMNet, find_weights, load_weights, save_weights, user_data_dir
 from dim_studio.net import weights as weights_mod
-from dim_studio.net.commands import register
+from dim_studio.commands.weights import register
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +202,11 @@ def test_user_data_dir_per_platform(monkeypatch, tmp_path):
     assert user_data_dir() == tmp_path / "override"
 
 
-def test_model_dir_is_beside_the_package():
+def test_model_dir_is_beside_the_package_unless_overridden(monkeypatch, tmp_path):
+    monkeypatch.delenv("DIM_STUDIO_MODEL_DIR", raising=False)
     assert weights_mod.model_dir() == Path(__file__).resolve().parents[1] / "model"
+    monkeypatch.setenv("DIM_STUDIO_MODEL_DIR", str(tmp_path / "shipped"))
+    assert weights_mod.model_dir() == tmp_path / "shipped"
 
 
 # ---------------------------------------------------------------- CLI
@@ -227,7 +230,7 @@ def test_weights_info_command(saved, capsys):
 
 def test_weights_info_without_file_uses_the_search(places, saved, capsys):
     data, _, _ = places
-    with pytest.raises(WeightsError, match="no weights found"):
+    with pytest.raises(WeightsError, match="(?s)No weights found.*Looked in:.*user data folder"):
         args = _cli(["weights", "info"])
         args.func(args)
     os.link(saved, data / "dim-stage3.safetensors")

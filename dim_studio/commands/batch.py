@@ -12,9 +12,12 @@ from typing import Any
 from tqdm import tqdm
 
 from .. import batch as batchlib
+from ..batch import BatchEventKind
 from ..engines import create_engine
 from ..errors import DimStudioError
-from .common import add_background_option, add_engine_options, engine_options, resolve_engine_name
+from ..workflows import batch as batch_workflow
+from ..workflows.jobs import JobContext
+from .common import add_background_option, add_engine_options, engine_choice
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -105,15 +108,15 @@ class _Progress:
 
     def __call__(self, event: batchlib.BatchEvent) -> None:
         kind = event.kind
-        if kind == "file-started":
+        if kind == BatchEventKind.FILE_STARTED:
             self.current = event.name
             self.started.add(event.name)
             self.bar.set_description_str(f"{_short(event.name)} ", refresh=True)
-        elif kind == "file-failed":
+        elif kind == BatchEventKind.FILE_FAILED:
             self.message(f"failed: {event.name}: {event.reason}")
             if event.name in self.started:
                 self._advance(event)
-        elif kind in ("file-done", "file-not-processed"):
+        elif kind in (BatchEventKind.FILE_DONE, BatchEventKind.FILE_NOT_PROCESSED):
             self._advance(event)
 
     def _advance(self, event: batchlib.BatchEvent) -> None:
@@ -163,22 +166,31 @@ def run(args: argparse.Namespace) -> int:
         raise DimStudioError(f"--band must be 0 or more pixels, not {args.band}")
     if args.band != 10 and args.masks is None:
         print("dim-studio: note: --band only applies with --masks; ignored", file=sys.stderr)
-    plan = batchlib.plan_batch(
-        args.images, args.output,
-        trimaps_dir=args.trimaps, masks_dir=args.masks, recursive=args.recursive,
-        outputs=args.outputs, overwrite=args.overwrite, retry_failed=args.retry_failed,
+    request = batch_workflow.BatchRequest(
+        images_dir=args.images,
+        partners_dir=args.trimaps if args.trimaps is not None else args.masks,
+        use_masks=args.masks is not None,
+        out_dir=args.output,
+        outputs=args.outputs,
+        band=args.band,
+        background=args.background,
+        depth=args.alpha_depth,
+        recursive=args.recursive,
+        overwrite=args.overwrite,
+        retry_failed=args.retry_failed,
     )
-    name = resolve_engine_name(args.engine)
-    engine = create_engine(name, **engine_options(args, name))  # once, for every file
+    # The GUI's plan and output-folder check: an unwritable folder fails before any matting.
+    plan = batch_workflow.plan_request(request)
+    # The engine is made here, after planning and before the Ctrl-C handler (not from the request).
+    choice = engine_choice(args)
+    engine = create_engine(choice.name, **choice.options)  # once, for every file
 
     progress = _Progress(len(plan.todo), args.quiet)
+    ctx = JobContext.standalone(partial=progress)
     try:
         # stdout is for the summary: solver chatter (PyMatting prints warnings) goes to stderr.
         with _CtrlC(progress) as ctrl_c, contextlib.redirect_stdout(sys.stderr):
-            report = batchlib.run_batch(
-                plan, engine, band=args.band, background=args.background,
-                depth=args.alpha_depth, on_event=progress, stop=ctrl_c.requested.is_set,
-            )
+            report = batch_workflow.run_planned(ctx, request, plan, engine, stop=ctrl_c.requested.is_set)
     finally:
         progress.close()
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ..engines import engine_names
+from ..workflows.engine_choice import EngineChoice, choose_engine
 
 
 def add_engine_options(parser: argparse.ArgumentParser, multiple: bool = False) -> None:
@@ -22,22 +22,12 @@ def add_engine_options(parser: argparse.ArgumentParser, multiple: bool = False) 
                         help="dim engine device: auto (default), cuda, mps or cpu")
 
 
-def engine_options(args: argparse.Namespace, name: str) -> dict[str, Any]:
-    """Constructor options for engine ``name`` from the parsed arguments."""
-    if name != "dim":
-        return {}
-    options: dict[str, Any] = {}
-    if getattr(args, "weights", None):
-        options["weights"] = args.weights
-    if getattr(args, "device", None):
-        options["device"] = args.device
-    return options
-
-
-def resolve_engine_name(name: str | None) -> str:
-    from ..engines import default_engine_name
-
-    return name or default_engine_name()
+def engine_choice(args: argparse.Namespace, name: str | None = None) -> EngineChoice:
+    """The engine ``--engine`` (or ``name``) names, configured from ``--weights`` and ``--device``."""
+    return choose_engine(
+        name if name is not None else getattr(args, "engine", None),
+        weights=getattr(args, "weights", None), device=getattr(args, "device", None),
+    )
 
 
 def add_background_option(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from ..engines import create_engine
 from ..evaluation import EvalRow, evaluate_folder
-from .common import add_engine_options, engine_options, resolve_engine_name
+from .common import add_engine_options, engine_choice
 
 
 def _positive(text: str) -> int:
@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = list(dict.fromkeys(args.engines or [resolve_engine_name(None)]))
-    engines = {name: create_engine(name, **engine_options(args, name)) for name in names}
+    choices = [engine_choice(args, name) for name in dict.fromkeys(args.engines or [None])]
+    engines = {choice.name: create_engine(choice.name, **choice.options) for choice in choices}
 
     bar = tqdm(unit="run", file=sys.stderr, leave=False,
                disable=args.quiet or not sys.stderr.isatty())

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from ..engines import create_engine
 from ..errors import DimStudioError
-from ..export import resolve_background, write_outputs
+from ..export import resolve_background
 from ..images import read_image, read_trimap
-from .common import add_background_option, add_engine_options, engine_options, resolve_engine_name
+from ..workflows.export import ExportRequest, run_export
+from ..workflows.jobs import JobContext
+from .common import add_background_option, add_engine_options, engine_choice
 from .progress import ProgressBar
 
 
@@ -50,22 +50,17 @@ def run(args: argparse.Namespace) -> int:
 
     image = read_image(image_path)
     trimap = read_trimap(args.trimap, image.shape[:2])
-    name = resolve_engine_name(args.engine)
-    engine = create_engine(name, **engine_options(args, name))
-
-    start = time.perf_counter()
-    with ProgressBar(f"{name}", enabled=not args.quiet) as bar:
-        alpha = engine.estimate(image, trimap, progress=bar.update)
-    elapsed = time.perf_counter() - start
-
-    written = write_outputs(
-        image, alpha,
-        alpha_path=args.output, cutout_path=args.cutout, composite_path=args.composite,
-        background=background, depth=args.alpha_depth,
+    choice = engine_choice(args)
+    request = ExportRequest(
+        image, trimap, choice, alpha_path=args.output, cutout_path=args.cutout,
+        composite_path=args.composite, background=background, depth=args.alpha_depth,
     )
-    print(f"{image_path.name}: {engine.describe()} in {elapsed:.2f} s")
-    for note in engine.last_run_notes:
+    with ProgressBar(choice.name, enabled=not args.quiet) as bar:
+        result = run_export(JobContext.standalone(progress=bar.update), request)
+
+    print(f"{image_path.name}: {result.engine_label} in {result.alpha_seconds:.2f} s")
+    for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    for path in written:
+    for path in result.paths:
         print(f"wrote {path}")
     return 0

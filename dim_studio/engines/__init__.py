@@ -61,18 +61,6 @@ def create_engine(name: str, **options: Any) -> Engine:
     return factory(**options)
 
 
-def default_engine_name() -> str:
-    """``dim`` when weights can be found, else ``closed-form`` (no downloads needed)."""
-    if "dim" in _REGISTRY:
-        try:
-            from ..net.weights import find_weights
-        except ImportError:
-            return "closed-form"
-        if find_weights() is not None:
-            return "dim"
-    return "closed-form"
-
-
 register_engine(
     "closed-form", "dim_studio.engines.classical:ClosedFormEngine",
     "Closed-form matting (Levin et al. 2008), via PyMatting; no weights needed",
@@ -93,5 +81,5 @@ register_engine(
 
 __all__ = [
     "CancelFn", "Engine", "EngineInfo", "ProgressFn", "check_cancel", "create_engine",
-    "default_engine_name", "engine_info", "engine_names", "register_engine", "scaled_progress",
+    "engine_info", "engine_names", "register_engine", "scaled_progress",
 ]

@@ -122,6 +122,12 @@ def _cache_key(path: Path, device: torch.device) -> tuple[str, int, int, str]:
     return (str(resolved), st.st_mtime_ns, st.st_size, str(device))
 
 
+def _file_stamp(path: Path) -> tuple[int, int]:
+    """(modification time, size) of a weights file: what tells a rewritten file from the one loaded."""
+    _, mtime, size, _ = _cache_key(path, torch.device("cpu"))
+    return mtime, size
+
+
 def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Any]:
     """The model and WeightsInfo for a weights file on ``device``, loaded once.
 
@@ -399,6 +405,7 @@ class DIMEngine(Engine):
             raise EngineError(f"context margin must be 0 or more pixels, not {context_margin}")
 
         self.weights_path: Path | None = None
+        self._weights_stamp: tuple[int, int] | None = None
         if model is None:
             from ..net.weights import find_weights, how_to_get_weights
 
@@ -406,6 +413,7 @@ class DIMEngine(Engine):
             if path is None:
                 raise WeightsError(f"the dim engine needs a weights file and none was found. {how_to_get_weights()}")
             self.weights_path = Path(path)
+            self._weights_stamp = _file_stamp(self.weights_path)
             model, loaded_info = load_model(self.weights_path, self.device)
             info = loaded_info if info is None else info
         else:
@@ -456,6 +464,26 @@ class DIMEngine(Engine):
         return f"dim ({kind} {self.precision()}, {detail})"
 
     # ---------------------------------------------------------------- models
+
+    def _follow_weights_file(self) -> None:
+        """Load the weights again when their file was replaced (an import, a download, a fine-tune).
+
+        An engine kept alive by a cache would otherwise go on serving the old
+        network after the user installed new weights under the same name.
+        """
+        if self.weights_path is None:
+            return
+        stamp = _file_stamp(self.weights_path)
+        if stamp == self._weights_stamp:
+            return
+        model, info = load_model(self.weights_path, self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model, self.info = model, info
+        self.normalization = _normalization_of(info)
+        self._models = {str(self.device): model}
+        self._weights_stamp = stamp
+        self._note(f"the weights file {self.weights_path.name} changed; loaded it again")
 
     def _model_on(self, device: torch.device) -> torch.nn.Module:
         key = str(device)
@@ -550,6 +578,7 @@ class DIMEngine(Engine):
         self, image: np.ndarray, trimap: np.ndarray, progress: ProgressFn, cancel: CancelFn
     ) -> np.ndarray:
         self.last_run_notes = []
+        self._follow_weights_file()
         report = _MonotoneProgress(progress)
         device, tile_size = self.active_device, self.active_tile_size
         half = self.half and device == self.device

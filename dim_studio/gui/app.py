@@ -27,7 +27,7 @@ def _install_excepthook(window: MainWindow) -> None:
             previous(kind, value, tb)
             return
         from . import dialogs
-        from .worker import describe_exception
+        from dim_studio.workflows.jobs import describe_exception
 
         try:
             dialogs.show_error(window, "Unexpected error", describe_exception(value).message)

@@ -1,18 +1,19 @@
 """The batch dialog: matte a whole folder from the GUI (DESIGN section 1, job 2).
 
-It is a front end to the same library calls as ``dim-studio batch``:
-``batch.plan_batch`` then ``batch.run_batch`` with an engine from
-``engines.create_engine``, so the GUI and the CLI pair files, name outputs,
-skip finished work, retry failures and write ``dim-studio-report.json``
-identically.
+It is a front end to the same job as ``dim-studio batch``
+(``workflows.batch``: ``plan_request`` then ``run_planned``, here as one
+``run_batch_job``), so the GUI and the CLI pair files, name outputs, skip
+finished work, retry failures, refuse an unwritable output folder and write
+``dim-studio-report.json`` identically.
 
 Threading (DESIGN section 9: the GUI never freezes):
 
 - Planning (listing and sniffing a possibly large folder), creating the engine
   (``dim`` loads a network) and the run itself all happen in the dialog's own
-  ``MattingWorker`` thread, not in the main window's worker, so painting and
+  ``JobLane``, not in the main window's lanes, so painting and
   previews keep working while a folder is processed.
-- ``run_batch`` calls ``on_event`` on that worker thread. The callback only
+- ``run_batch`` calls ``on_event`` on that worker thread. The callback
+  (``workflows.batch.EventForwarder``) only
   forwards the (frozen) ``BatchEvent`` through the worker's ``partial`` signal,
   which Qt queues into the GUI thread; no widget is touched from the worker.
   Per-file progress events are thinned out so a CG solver reporting every
@@ -33,10 +34,7 @@ dialog.
 
 from __future__ import annotations
 
-import tempfile
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,47 +47,50 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QToolButton, QVBoxLayout, QWidget,
 )
 
-from dim_studio import batch as batchlib
+from dim_studio.batch import BatchEvent, BatchEventKind, BatchReport, FileStatus
 from dim_studio.engines import engine_info, engine_names
-from dim_studio.errors import DimStudioError
+from dim_studio.workflows.batch import BatchPhase, BatchPlanned, BatchRequest, run_batch_job
 
 from . import dialogs
 from .settings import Settings
-from .worker import JobContext, JobError, MattingWorker, TaskRunner
+from dim_studio.workflows.engine_choice import engine_options
+from dim_studio.workflows.jobs import JobError
+from dim_studio.workflows.weights import weights_status
+
+from .jobs import JobLane, TaskRunner, app_events
 
 __all__ = [
     "BatchDialog", "BatchRequest", "choose_folder", "open_batch_dialog", "open_folder", "run_batch_job",
 ]
 
-# Row states shown in the list; the report's own statuses plus the two before a file ends.
+# Row states shown in the list; the report's own statuses (FileStatus) plus the two before a file ends.
 WAITING = "waiting"
 WORKING = "working"
 _STATUS_TEXT = {
     WAITING: "Waiting",
     WORKING: "Working…",
-    batchlib.DONE: "Done",
-    batchlib.SKIPPED: "Skipped",
-    batchlib.FAILED: "Failed",
-    batchlib.NOT_PROCESSED: "Not processed",
+    FileStatus.DONE: "Done",
+    FileStatus.SKIPPED: "Skipped",
+    FileStatus.FAILED: "Failed",
+    FileStatus.NOT_PROCESSED: "Not processed",
 }
 # Readable on light and dark themes alike.
 _STATUS_COLOR = {
     WAITING: QColor(140, 140, 140),
     WORKING: QColor(52, 120, 200),
-    batchlib.DONE: QColor(46, 140, 60),
-    batchlib.SKIPPED: QColor(130, 130, 130),
-    batchlib.FAILED: QColor(205, 50, 45),
-    batchlib.NOT_PROCESSED: QColor(215, 130, 20),
+    FileStatus.DONE: QColor(46, 140, 60),
+    FileStatus.SKIPPED: QColor(130, 130, 130),
+    FileStatus.FAILED: QColor(205, 50, 45),
+    FileStatus.NOT_PROCESSED: QColor(215, 130, 20),
 }
 _EVENT_STATUS = {
-    "file-done": batchlib.DONE,
-    "file-skipped": batchlib.SKIPPED,
-    "file-failed": batchlib.FAILED,
-    "file-not-processed": batchlib.NOT_PROCESSED,
+    BatchEventKind.FILE_DONE: FileStatus.DONE,
+    BatchEventKind.FILE_SKIPPED: FileStatus.SKIPPED,
+    BatchEventKind.FILE_FAILED: FileStatus.FAILED,
+    BatchEventKind.FILE_NOT_PROCESSED: FileStatus.NOT_PROCESSED,
 }
 COL_FILE, COL_STATUS, COL_TIME, COL_DETAILS = range(4)
 PROGRESS_STEPS = 100  # progress bar units per file, so the bar moves within a file too
-_PROGRESS_INTERVAL = 0.1  # s between forwarded per-file progress events
 
 # Settings keys (folders and choices are remembered; overwrite and retry are per run on purpose:
 # a remembered "overwrite" would silently redo a finished folder next time).
@@ -110,122 +111,6 @@ def choose_folder(parent: QWidget | None, title: str, start: str) -> str | None:
 def open_folder(path: str | Path) -> bool:
     """Show a folder in the platform's file manager; False when that failed."""
     return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))))
-
-
-# --------------------------------------------------------------------------
-# the job (runs in the worker thread; touches no widget)
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BatchRequest:
-    """Everything a run needs, captured from the widgets on the GUI thread."""
-
-    images_dir: str
-    partners_dir: str
-    use_masks: bool
-    out_dir: str
-    outputs: tuple[str, ...] = ("alpha",)
-    band: int = 10
-    background: str | None = None  # a --background spec, when a composite is written
-    depth: int = 8
-    engine_name: str = "closed-form"
-    engine_options: dict[str, Any] = field(default_factory=dict)
-    recursive: bool = False
-    overwrite: bool = False
-    retry_failed: bool = False
-
-
-@dataclass(frozen=True)
-class _Phase:
-    """A step before the files start (planning, loading the engine)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class _Planned:
-    """The plan, reduced to what the list shows (the plan object stays in the worker)."""
-
-    rows: tuple[tuple[str, str, str], ...]  # (name, plan status, reason)
-    ignored: int
-    report_path: str
-    thread_ident: int
-
-
-class _EventForwarder:
-    """``on_event`` for ``run_batch``: forwards events to the GUI, thinning file-progress."""
-
-    def __init__(self, send: Callable[[Any], None]) -> None:
-        self._send = send
-        self._last = 0.0
-
-    def __call__(self, event: batchlib.BatchEvent) -> None:
-        if event.kind == "file-progress":
-            now = time.monotonic()
-            if now - self._last < _PROGRESS_INTERVAL:
-                return
-            self._last = now
-        self._send(event)  # a queued signal: safe from any thread
-
-
-def _check_output_folder(out: Path) -> None:
-    """Fail before matting anything when the output folder cannot be written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DimStudioError(
-            f"{out}: cannot create the output folder ({exc.strerror or exc}); choose another folder"
-        ) from None
-    try:
-        # A hidden name, so a run whose output is the photos folder never lists it.
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".dim-studio-write-test-"):
-            pass
-    except OSError as exc:
-        raise DimStudioError(
-            f"{out}: the output folder is not writable ({exc.strerror or exc}); choose another folder"
-        ) from None
-
-
-def run_batch_job(ctx: JobContext, request: BatchRequest, stop: threading.Event) -> batchlib.BatchReport:
-    """Plan, create the engine and run the batch; progress goes through ``ctx.partial``.
-
-    The same calls as ``dim-studio batch``; ``stop`` is ``run_batch``'s cancel flag.
-    """
-    ctx.partial(_Phase("Looking for photos…"))
-    partners = request.partners_dir
-    plan = batchlib.plan_batch(
-        request.images_dir, request.out_dir,
-        trimaps_dir=None if request.use_masks else partners,
-        masks_dir=partners if request.use_masks else None,
-        recursive=request.recursive, outputs=request.outputs,
-        overwrite=request.overwrite, retry_failed=request.retry_failed,
-    )
-    _check_output_folder(plan.out_dir)
-    ctx.partial(_Planned(
-        tuple((item.rel, item.status, item.reason) for item in plan.items),
-        len(plan.ignored), str(plan.report_path), threading.get_ident(),
-    ))
-    ctx.partial(_Phase(f"Loading the {request.engine_name} engine…"))
-    # The worker's cache keeps the engine (and a dim network) loaded for the next run.
-    engine = ctx.engines.get(request.engine_name, request.engine_options)
-    return batchlib.run_batch(
-        plan, engine, band=request.band, background=request.background, depth=request.depth,
-        on_event=_EventForwarder(ctx.partial), cancel=stop.is_set,
-    )
-
-
-def _find_dim_weights(explicit: str | None) -> tuple[str | None, str]:
-    """(weights path or None, why not / how to get them). Imports torch: call off the GUI thread."""
-    try:
-        from dim_studio.net.weights import find_weights, how_to_get_weights
-    except ImportError:
-        return None, "The dim engine needs torch, which is not installed."
-    try:
-        found = find_weights(explicit)
-    except DimStudioError as exc:
-        return None, str(exc)
-    return (str(found), "") if found is not None else (None, how_to_get_weights())
 
 
 # --------------------------------------------------------------------------
@@ -298,7 +183,7 @@ class BatchDialog(QDialog):
         self.weights_help = ""
         self._wanted_engine = (settings.get_str(_KEY + "engine") if settings else "") or engine or ""
 
-        self.worker = MattingWorker(self)
+        self.worker = JobLane(self, "batch")
         self.tasks = TaskRunner(self, name="dim-studio-batch-probe")
         self.run_id: int | None = None
         self._stop = threading.Event()
@@ -307,7 +192,7 @@ class BatchDialog(QDialog):
         self._done = 0
         self._current = ""
         self._images_dir = ""
-        self.report: batchlib.BatchReport | None = None
+        self.report: BatchReport | None = None
         self.report_path: str | None = None
         self.worker_thread_ident: int | None = None  # which thread planned and ran the last batch
 
@@ -517,20 +402,24 @@ class BatchDialog(QDialog):
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(self._on_cancelled)
+        app_events().weightsChanged.connect(self.refresh_weights)
 
     # -- engine list ----------------------------------------------------------------------
 
-    def refresh_weights(self) -> None:
-        """Look for the dim engine's weights again (after importing or downloading them)."""
+    def refresh_weights(self, installed: object = None) -> None:
+        """Look for the dim engine's weights again (``app_events().weightsChanged`` calls this)."""
+        if installed is not None:
+            self._explicit_weights = str(installed)  # exactly what the user just installed
         explicit = self._explicit_weights
         self._fill_engines()
-        self.tasks.submit(lambda: _find_dim_weights(explicit), self._on_weights_probed)
+        self.tasks.submit(lambda: weights_status(explicit), self._on_weights_probed)
 
     def _on_weights_probed(self, result: object) -> None:
         if isinstance(result, JobError):
             self.dim_weights, self.weights_help = None, result.message
         else:
-            self.dim_weights, self.weights_help = result  # type: ignore[misc]
+            self.dim_weights = None if result.path is None else str(result.path)  # type: ignore[attr-defined]
+            self.weights_help = "" if result.path is not None else result.explain()  # type: ignore[attr-defined]
         self._fill_engines()
 
     def _fill_engines(self) -> None:
@@ -571,14 +460,7 @@ class BatchDialog(QDialog):
 
     def engine_options(self, name: str) -> dict[str, Any]:
         """Constructor options, as the CLI builds them: the found weights and the window's device."""
-        if name != "dim":
-            return {}
-        options: dict[str, Any] = {}
-        if self.dim_weights:
-            options["weights"] = self.dim_weights
-        if self._device and self._device != "auto":
-            options["device"] = self._device
-        return options
+        return engine_options(name, weights=self.dim_weights, device=self._device)
 
     # -- widgets <-> request ------------------------------------------------------------------
 
@@ -781,14 +663,14 @@ class BatchDialog(QDialog):
     def _on_partial(self, request_id: int, payload: object) -> None:
         if request_id != self.run_id:
             return
-        if isinstance(payload, batchlib.BatchEvent):
+        if isinstance(payload, BatchEvent):
             self._on_event(payload)
-        elif isinstance(payload, _Planned):
+        elif isinstance(payload, BatchPlanned):
             self._show_plan(payload)
-        elif isinstance(payload, _Phase) and not self._stop.is_set():
+        elif isinstance(payload, BatchPhase) and not self._stop.is_set():
             self.current_label.setText(payload.text)
 
-    def _show_plan(self, planned: _Planned) -> None:
+    def _show_plan(self, planned: BatchPlanned) -> None:
         self.worker_thread_ident = planned.thread_ident
         self.report_path = planned.report_path
         self._total = len(planned.rows)
@@ -806,13 +688,13 @@ class BatchDialog(QDialog):
         self.table.setUpdatesEnabled(True)
         self._sync_controls()  # the output folder exists now: it can be opened
 
-    def _on_event(self, event: batchlib.BatchEvent) -> None:
+    def _on_event(self, event: BatchEvent) -> None:
         if event.total and event.total != self._total:
             self._total = event.total
             self.progress.setRange(0, event.total * PROGRESS_STEPS)
         self._done = event.done
         kind = event.kind
-        if kind == "file-started":
+        if kind == BatchEventKind.FILE_STARTED:
             self._current = event.name
             row = self._rows.get(event.name)
             if row is not None:
@@ -822,7 +704,7 @@ class BatchDialog(QDialog):
             if not self._stop.is_set():
                 self.current_label.setText(f"Matting {event.name}")
             self._advance(event.done * PROGRESS_STEPS)
-        elif kind == "file-progress":
+        elif kind == BatchEventKind.FILE_PROGRESS:
             self._advance(int(event.done * PROGRESS_STEPS + event.fraction * (PROGRESS_STEPS - 1)))
             if not self._stop.is_set():
                 self.current_label.setText(f"Matting {event.name} ({event.fraction:.0%})")
@@ -830,8 +712,8 @@ class BatchDialog(QDialog):
             status = _EVENT_STATUS[kind]
             row = self._rows.get(event.name)
             if row is not None:
-                seconds = _format_seconds(event.seconds) if status == batchlib.DONE else ""
-                details = self._outputs_text(event.name) if status == batchlib.DONE else event.reason
+                seconds = _format_seconds(event.seconds) if status == FileStatus.DONE else ""
+                details = self._outputs_text(event.name) if status == FileStatus.DONE else event.reason
                 self._set_row(row, status, seconds, self._short_reason(event.name, details), details)
             self._advance(event.done * PROGRESS_STEPS)
         self._set_progress_text()
@@ -860,8 +742,8 @@ class BatchDialog(QDialog):
     def _set_row(self, row: int, status: str, seconds: str, details: str, full: str = "") -> None:
         color = _STATUS_COLOR[status]
         status_item = QTableWidgetItem(_dot_icon(color), _STATUS_TEXT[status])
-        status_item.setData(Qt.ItemDataRole.UserRole, status)
-        if status in (batchlib.FAILED, batchlib.NOT_PROCESSED):
+        status_item.setData(Qt.ItemDataRole.UserRole, str(status))
+        if status in (FileStatus.FAILED, FileStatus.NOT_PROCESSED):
             status_item.setForeground(color)
         time_item = QTableWidgetItem(seconds)
         time_item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -878,12 +760,12 @@ class BatchDialog(QDialog):
         self.table.setItem(row, COL_TIME, time_item)
         self.table.setItem(row, COL_DETAILS, details_item)
         if self.only_problems.isChecked():
-            self.table.setRowHidden(row, status in (batchlib.DONE, batchlib.SKIPPED))
+            self.table.setRowHidden(row, status in (FileStatus.DONE, FileStatus.SKIPPED))
 
     def _apply_filter(self) -> None:
         only = self.only_problems.isChecked()
         for row in range(self.table.rowCount()):
-            self.table.setRowHidden(row, only and self.row_status(row) in (batchlib.DONE, batchlib.SKIPPED))
+            self.table.setRowHidden(row, only and self.row_status(row) in (FileStatus.DONE, FileStatus.SKIPPED))
 
     def row_status(self, row: int) -> str:
         """The state of one row: waiting, working, done, skipped, failed or not-processed."""
@@ -906,7 +788,7 @@ class BatchDialog(QDialog):
     def _on_finished(self, request_id: int, result: object) -> None:
         if request_id != self.run_id:
             return
-        assert isinstance(result, batchlib.BatchReport)
+        assert isinstance(result, BatchReport)
         self.report = result
         self.report_path = str(result.path) if result.path is not None else self.report_path
         totals = result.totals()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence,
 )
@@ -42,14 +42,17 @@ from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN, check_same_size, 
 
 from . import dialogs
 from .batch_dialog import open_batch_dialog
-from .preview import PreviewController, needs_foreground
+from .preview import PreviewController
 from .settings import Settings
 from .weights_dialogs import install_weights_menu
 from .window_ui import WindowUi
-from .worker import (
-    Environment, ExportRequest, ExportResult, JobError, MattingWorker, PreviewRequest, TaskRunner,
-    describe_exception, probe_environment, run_export,
-)
+from dim_studio.workflows.engine_choice import EngineChoice, choose_engine
+from dim_studio.workflows.environment import Environment, probe_environment
+from dim_studio.workflows.export import ExportRequest, ExportResult, run_export
+from dim_studio.workflows.jobs import JobError, describe_exception
+from dim_studio.workflows.preview import PreviewRequest
+
+from .jobs import JobLane, TaskRunner, app_events
 
 APP_NAME = "DIM Studio"
 
@@ -131,12 +134,16 @@ class MainWindow(QMainWindow):
         self._autosave_failed_once = False
         self._autosaved_path: str | None = None  # the photo whose autosave this window wrote
 
-        self.worker = MattingWorker(self)
+        # Two lanes: a preview never waits behind an export, and an export
+        # is never superseded by a preview.
+        self.preview_lane = JobLane(self, "preview")
+        self.export_lane = JobLane(self, "export")
         self.tasks = TaskRunner(self)
+        self._saving = False
         self.ui = WindowUi(self)
         self.canvas = self.ui.canvas
         self.preview_pane = self.ui.preview
-        self.preview = PreviewController(self.worker, self.preview_pane, self._make_preview_request, self)
+        self.preview = PreviewController(self.preview_lane, self.preview_pane, self._make_preview_request, self)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setSingleShot(True)
         self.autosave_timer.setInterval(1000)
@@ -168,10 +175,11 @@ class MainWindow(QMainWindow):
         self.preview.failed.connect(self._on_preview_failed)
         self.preview.waiting.connect(self._on_preview_waiting)
         self.preview_pane.modeChanged.connect(self._on_preview_mode)
-        self.worker.finished.connect(self._on_job_finished)
-        self.worker.failed.connect(self._on_job_failed)
-        self.worker.cancelled.connect(self._on_job_cancelled)
-        self.worker.progressed.connect(self._on_job_progress)
+        self.export_lane.finished.connect(self._on_job_finished)
+        self.export_lane.failed.connect(self._on_job_failed)
+        self.export_lane.cancelled.connect(self._on_job_cancelled)
+        self.export_lane.progressed.connect(self._on_job_progress)
+        app_events().weightsChanged.connect(self._on_weights_changed)
 
     def _add_batch_and_weights_menus(self) -> None:
         batch_action = QAction("&Batch export folder…", self)
@@ -182,14 +190,15 @@ class MainWindow(QMainWindow):
         self.ui.file_menu.insertSeparator(self.ui.quit_action)
         self.batch_action = batch_action
         weights_menu = QMenu("&Weights", self)
-        install_weights_menu(self, weights_menu, self._on_weights_installed)
+        install_weights_menu(self, weights_menu)
         self.add_menu(weights_menu)
         self.weights_menu = weights_menu
 
-    def _on_weights_installed(self, path: Path) -> None:
+    def _on_weights_changed(self, path: object) -> None:
         # Use exactly the file the user just installed, then offer the dim engine.
-        self.weights = str(path)
-        self.ui.engine_was_chosen = False
+        if path is not None:
+            self.weights = str(path)
+            self.ui.engine_was_chosen = False
         self.refresh_environment()
 
     def add_menu(self, menu: Any) -> None:
@@ -209,16 +218,9 @@ class MainWindow(QMainWindow):
     def set_engine(self, name: str) -> None:
         self.ui.select_engine(name)
 
-    def engine_options(self) -> dict[str, Any]:
-        """Constructor options, as the CLI's ``engine_options`` builds them."""
-        if self.engine_name != "dim":
-            return {}
-        options: dict[str, Any] = {}
-        if self.weights:
-            options["weights"] = self.weights
-        if self.device and self.device != "auto":
-            options["device"] = self.device
-        return options
+    def engine_choice(self) -> EngineChoice:
+        """The toolbar's engine and device with the window's weights, as the CLI builds them."""
+        return choose_engine(self.engine_name, weights=self.weights, device=self.device)
 
     def on_engine_changed(self) -> None:
         """Called by the UI when the engine, device or preview resolution changes."""
@@ -228,8 +230,7 @@ class MainWindow(QMainWindow):
         self.preview.request_now()
 
     def refresh_environment(self) -> None:
-        """Look for devices and weights again (call after importing or downloading weights)."""
-        self.worker.engines.clear()
+        """Look for devices and weights again (the lanes' engine caches follow ``weightsChanged``)."""
         self.tasks.submit(lambda: probe_environment(self.weights), self._on_environment)
 
     def _on_environment(self, env: object) -> None:
@@ -239,12 +240,11 @@ class MainWindow(QMainWindow):
         assert isinstance(env, Environment)
         self.environment = env
         self.ui.apply_environment(env)
-        if self.engine_name == "dim" and env.weights is None:
+        if self.engine_name == "dim" and env.weights.path is None:
             dialogs.show_error(self, "No weights for the dim engine",
-                               (env.weights_error + "\n\n" if env.weights_error else "") + env.weights_help
-                               + "\n\nUsing closed-form meanwhile.")
+                               env.weights.explain() + "\n\nUsing closed-form meanwhile.")
             self.set_engine("closed-form")
-        elif env.weights is not None and not self.ui.engine_was_chosen:
+        elif env.weights.path is not None and not self.ui.engine_was_chosen:
             self.set_engine("dim")  # DESIGN: dim is the default when weights exist
         self.environmentReady.emit(env)
 
@@ -347,12 +347,21 @@ class MainWindow(QMainWindow):
         if self.image_path and Path(path).resolve() == Path(self.image_path):
             dialogs.show_error(self, "Save trimap", "That is the photo itself; choose another file name.")
             return False
+        if self._saving:
+            return False  # Ctrl+S pressed again while the last save encodes
+        doc = self.canvas.document
+        snapshot, state = doc.copy_trimap(), doc.state()
+        # Encoding a 24 MP PNG takes a while: the task runner does it while this
+        # waits in a local event loop, so the window keeps painting and answering.
+        self._saving = True
         try:
-            with self._reporting("Cannot save trimap"):
-                write_trimap(path, self.canvas.document.copy_trimap())
-        except _Reported:
+            error = self._wait_for_task(lambda: write_trimap(path, snapshot))
+        finally:
+            self._saving = False
+        if error is not None:
+            dialogs.show_error(self, "Cannot save trimap", error.message)
             return False
-        self.canvas.document.mark_saved()
+        doc.mark_saved(state)
         self.trimap_path = str(Path(path).resolve())
         self.settings.set_last_folder("trimap", path)
         self._discard_autosave()
@@ -389,6 +398,22 @@ class MainWindow(QMainWindow):
     def clear_trimap(self) -> None:
         if self.image is not None:
             self.canvas.apply_trimap(np.full(self.image.shape[:2], BACKGROUND, np.uint8), "Clear trimap")
+
+    def _wait_for_task(self, fn: Any) -> JobError | None:
+        """Run ``fn`` in the task runner and wait in a local event loop (the GUI keeps running)."""
+        loop = QEventLoop(self)
+        outcome: list[JobError | None] = []
+
+        def done(result: object) -> None:
+            outcome.append(result if isinstance(result, JobError) else None)
+            loop.quit()
+
+        with _busy_cursor():
+            if self.tasks.submit(fn, done, done).cancelled():
+                return JobError("Cannot save", "the window is closing; nothing was written", "")
+            if not outcome:
+                loop.exec()
+        return outcome[0]
 
     # -- unsaved changes and autosave ------------------------------------------------
 
@@ -500,9 +525,8 @@ class MainWindow(QMainWindow):
         if hint:
             return hint
         return PreviewRequest(
-            self.image, trimap, self.engine_name, self.engine_options(),
-            resolution=self.ui.preview_resolution(),
-            want_foreground=needs_foreground(self.preview_pane.mode),
+            self.image, trimap, self.engine_choice(),
+            resolution=self.ui.preview_resolution(), display=self.preview_pane.display(),
         )
 
     def _on_preview_shown(self, _request_id: int, result: object) -> None:
@@ -523,9 +547,8 @@ class MainWindow(QMainWindow):
             self.ui.preview_label.setText("Preview: waiting for the trimap")
 
     def _on_preview_mode(self, mode: str) -> None:
+        # The pane's displayChanged makes the controller compose the new view.
         self.settings.set("preview/mode", mode)
-        if needs_foreground(mode):
-            self.preview.request_foreground()
 
     # -- export -------------------------------------------------------------------------
 
@@ -558,16 +581,15 @@ class MainWindow(QMainWindow):
             except _Reported:
                 return
         request = ExportRequest(
-            self.image, trimap, self.engine_name, self.engine_options(),
+            self.image, trimap, self.engine_choice(),
             alpha_path=options.alpha_path, cutout_path=options.cutout_path,
             composite_path=options.composite_path, background=background, depth=options.depth,
         )
         self.start_export(request)
 
     def start_export(self, request: ExportRequest) -> int:
-        """Run an export in the worker with a cancellable progress dialog; returns its id."""
-        self.preview.interrupt()  # the export needs the worker more than a stale preview does
-        self._export_id = self.worker.submit(lambda ctx: run_export(ctx, request), supersedable=False)
+        """Run an export in its lane with a cancellable progress dialog; returns its id."""
+        self._export_id = self.export_lane.submit(lambda ctx: run_export(ctx, request), supersedable=False)
         progress = QProgressDialog("Computing the alpha at full resolution…", "Cancel", 0, 100, self)
         progress.setWindowTitle("Export")
         progress.setWindowModality(Qt.WindowModality.WindowModal)
@@ -576,8 +598,8 @@ class MainWindow(QMainWindow):
         progress.setAutoReset(False)
         export_id = self._export_id
         # The Cancel button emits canceled; Escape rejects the dialog: both stop the job.
-        progress.canceled.connect(lambda: self.worker.cancel(export_id))
-        progress.rejected.connect(lambda: self.worker.cancel(export_id))
+        progress.canceled.connect(lambda: self.export_lane.cancel(export_id))
+        progress.rejected.connect(lambda: self.export_lane.cancel(export_id))
         progress.open()  # not exec(): the GUI thread keeps running its event loop
         self._export_progress = progress
         return self._export_id
@@ -665,7 +687,8 @@ class MainWindow(QMainWindow):
         self.ui.save_settings()
         self.settings.sync()
         self.preview.timer.stop()
-        self.worker.shutdown()
+        self.preview_lane.shutdown()
+        self.export_lane.shutdown()
         self.tasks.shutdown()
         super().closeEvent(event)
 

@@ -10,68 +10,52 @@ looks like what export writes.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPainter, QPixmap
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QToolButton, QVBoxLayout, QWidget
 
-from dim_studio.export import Background, composite
-from dim_studio.preview_scale import estimate_foreground_scaled
+from dim_studio.workflows.jobs import JobContext
+from dim_studio.workflows.preview import (
+    Display, PreviewMode, PreviewRequest, PreviewResult, redisplay, run_preview,
+)
 
-from .canvas import ImageView
-from .worker import JobContext, MattingWorker, PreviewRequest, PreviewResult, run_preview
+from .image_view import ImageView, numpy_to_qimage
+from .jobs import JobLane
 
 #: both panes' title rows are this tall, so the two pictures line up
 PANE_HEADER_HEIGHT = 34
 
-ALPHA, CHECKERBOARD, COLOR, IMAGE = "alpha", "checkerboard", "color", "image"
-PREVIEW_MODES: tuple[tuple[str, str], ...] = (
-    (ALPHA, "Alpha"),
-    (CHECKERBOARD, "Cutout on checkerboard"),
-    (COLOR, "Cutout on colour"),
-    (IMAGE, "Cutout on image"),
-)
+ALPHA, CHECKERBOARD, COLOR, IMAGE = (m.value for m in PreviewMode)
+PREVIEW_MODES: tuple[tuple[str, str], ...] = tuple((m.value, m.label) for m in PreviewMode)
+
+#: PreviewResult.extra key of the display QImage, made in the lane's thread
+QIMAGE = "qimage"
 
 
 def needs_foreground(mode: str) -> bool:
-    """Cutout modes show estimated foreground colours, which the worker computes."""
-    return mode != ALPHA
+    """Cutout modes show estimated foreground colours, which the job computes."""
+    return PreviewMode(mode).needs_foreground
 
 
-def compose_preview(
-    image: np.ndarray,
-    alpha: np.ndarray,
-    foreground: np.ndarray | None,
-    mode: str,
-    color: tuple[float, float, float] = (1.0, 1.0, 1.0),
-    background: np.ndarray | None = None,
-) -> np.ndarray:
-    """uint8 display pixels for a mode.
+def with_qimage(result: PreviewResult) -> PreviewResult:
+    """The result plus its display pixels as a QImage. Runs in the lane's thread:
+    converting a 24 MP frame takes long enough to stall painting if the GUI thread did it."""
+    if result.pixels is None:
+        return result
+    return replace(result, extra={**result.extra, QIMAGE: numpy_to_qimage(result.pixels)})
 
-    ALPHA: (H, W) grey. CHECKERBOARD: (H, W, 4) straight RGBA, which the view
-    draws over its own checkerboard (squares of constant screen size, as in
-    every image editor). COLOR / IMAGE: (H, W, 3), composed by
-    ``export.composite`` exactly as an exported composite. Until the
-    foreground estimate arrives the photo stands in for it, so the cutout
-    appears at once and its edge colours clean up a moment later.
-    """
-    if mode == ALPHA:
-        return np.round(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8)
-    fg = foreground if foreground is not None else image
-    if mode == CHECKERBOARD:
-        rgba = np.dstack([fg, alpha])
-        return np.round(np.clip(rgba, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if mode == IMAGE and background is not None:
-        bg = Background(image=background)
-    else:
-        bg = Background(color=color)
-    out = composite(fg, alpha, bg)
-    return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+def _displaying(ctx: JobContext) -> JobContext:
+    """``ctx`` whose intermediate results carry their QImage too."""
+    def partial(payload: Any) -> None:
+        ctx.partial(with_qimage(payload) if isinstance(payload, PreviewResult) else payload)
+
+    return replace(ctx, partial=partial)
 
 
 class PreviewImageView(ImageView):
@@ -96,6 +80,8 @@ class PreviewPane(QWidget):
     """Header (mode, colour, background, busy indicator) above a ``PreviewImageView``."""
 
     modeChanged = Signal(str)
+    #: mode, colour or background changed: the matte must be composed again (in the lane)
+    displayChanged = Signal()
     colorRequested = Signal()
     backgroundRequested = Signal()
 
@@ -144,8 +130,7 @@ class PreviewPane(QWidget):
         layout.addWidget(self.view, 1)
 
         self._image: np.ndarray | None = None
-        self._alpha: np.ndarray | None = None
-        self._foreground: np.ndarray | None = None
+        self._result: PreviewResult | None = None
         self._color = QColor(255, 255, 255)
         self._background: np.ndarray | None = None
         self.background_path = ""
@@ -159,7 +144,7 @@ class PreviewPane(QWidget):
         return str(self.mode_combo.currentData())
 
     def set_mode(self, mode: str) -> None:
-        index = self.mode_combo.findData(mode)
+        index = self.mode_combo.findData(str(mode))
         if index >= 0:
             self.mode_combo.setCurrentIndex(index)
 
@@ -170,50 +155,68 @@ class PreviewPane(QWidget):
     def set_color(self, color: QColor) -> None:
         self._color = QColor(color)
         self._update_controls()
-        self._refresh()
+        self.displayChanged.emit()
 
     def set_background(self, image: np.ndarray | None, path: str = "") -> None:
+        """The photo the cutout is shown on (decoded by the caller, off the GUI thread)."""
         self._background = image
         self.background_path = path
         self._update_controls()
-        self._refresh()
+        self.displayChanged.emit()
+
+    @property
+    def background(self) -> np.ndarray | None:
+        return self._background
+
+    def display(self) -> Display:
+        """What the next preview job composes: mode, colour and background photo."""
+        c = self._color
+        return Display(PreviewMode(self.mode), (c.redF(), c.greenF(), c.blueF()), self._background)
+
+    @property
+    def result(self) -> PreviewResult | None:
+        """The result on display (None when there is none)."""
+        return self._result
 
     @property
     def alpha(self) -> np.ndarray | None:
         """The alpha on display (None when there is none)."""
-        return self._alpha
+        return None if self._result is None else self._result.alpha
 
     @property
     def foreground(self) -> np.ndarray | None:
-        return self._foreground
+        return None if self._result is None else self._result.foreground
 
     def set_photo(self, image: np.ndarray | None) -> None:
         """A new photo: the old matte no longer applies."""
         self._image = image
-        self._alpha = None
-        self._foreground = None
-        self.view.set_image(None)
+        self.clear()
 
     def clear(self) -> None:
-        self._alpha = None
-        self._foreground = None
+        self._result = None
         self.view.set_image(None)
 
-    def show_result(self, alpha: np.ndarray, foreground: np.ndarray | None) -> None:
-        self._alpha = alpha
-        self._foreground = foreground
-        self._refresh()
+    def show_result(self, result: PreviewResult) -> None:
+        """Show a result's display pixels: the QImage made in the lane, or (tests) its pixels."""
+        self._result = result
+        qimage = result.extra.get(QIMAGE)
+        self.view.set_checkerboard(result.display.mode is PreviewMode.CHECKERBOARD)
+        self.view.set_image(qimage if isinstance(qimage, QImage) else result.pixels)
 
     def set_busy(self, busy: bool, fraction: float = 0.0) -> None:
         self.busy.setVisible(busy)
         self.busy.setValue(int(round(100 * fraction)))
 
+    def displayed_pixels(self) -> np.ndarray | None:
+        """What the pane shows, as uint8 (tests compare it)."""
+        return None if self._result is None else self._result.pixels
+
     # -- internals ---------------------------------------------------------------
 
     def _on_mode_index(self, _index: int) -> None:
         self._update_controls()
-        self._refresh()
         self.modeChanged.emit(self.mode)
+        self.displayChanged.emit()
 
     def _update_controls(self) -> None:
         mode = self.mode
@@ -225,39 +228,6 @@ class PreviewPane(QWidget):
         name = Path(self.background_path).name if self.background_path else "none chosen"
         self.image_button.setText(f"Background: {name}")
 
-    def _refresh(self) -> None:
-        if self._image is None or self._alpha is None:
-            return
-        if self.mode == IMAGE and self._background is None and self.background_path:
-            self._load_background()
-        c = self._color
-        pixels = compose_preview(
-            self._image, self._alpha, self._foreground, self.mode,
-            (c.redF(), c.greenF(), c.blueF()), self._background,
-        )
-        self.view.set_checkerboard(self.mode == CHECKERBOARD)
-        self.view.set_image(pixels)
-
-    def _load_background(self) -> None:
-        """The remembered background photo, read the first time it is needed."""
-        from dim_studio.errors import DimStudioError
-        from dim_studio.images import read_image
-
-        try:
-            self._background = read_image(self.background_path)
-        except DimStudioError:
-            self.background_path = ""  # gone or unreadable: fall back to the colour
-            self._update_controls()
-
-    def displayed_pixels(self) -> np.ndarray | None:
-        """What the pane shows, as uint8 (tests compare it)."""
-        if self._image is None or self._alpha is None:
-            return None
-        c = self._color
-        return compose_preview(self._image, self._alpha, self._foreground, self.mode,
-                               (c.redF(), c.greenF(), c.blueF()), self._background)
-
-
 
 class PreviewController(QObject):
     """Debounced, latest-wins live preview: trimap edits in, displayed mattes out.
@@ -266,8 +236,10 @@ class PreviewController(QObject):
     ``interrupt()`` when a new stroke starts; ``make_request`` (given by the
     window) snapshots the photo, trimap and engine choice, or returns a
     sentence saying why there is nothing to compute yet. Only the result of
-    the newest request is ever shown: older ones are cancelled in the worker
-    and, should one finish anyway, dropped here by its request id.
+    the newest request is ever shown: older ones are cancelled in the lane
+    and, should one finish anyway, dropped here by its request id. A change
+    of preview mode, colour or background recomposes the current matte in
+    the lane too (never on the GUI thread).
     """
 
     #: a preview was displayed: (request id, PreviewResult)
@@ -276,16 +248,18 @@ class PreviewController(QObject):
     failed = Signal(object)
     #: nothing to compute: the reason (e.g. "no foreground yet"), or "" once computing again
     waiting = Signal(str)
+    #: a preview job started (True) or the newest one ended (False)
+    busyChanged = Signal(bool)
 
     def __init__(
         self,
-        worker: MattingWorker,
+        lane: JobLane,
         pane: PreviewPane,
         make_request: Callable[[], PreviewRequest | str | None],
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.worker = worker
+        self.lane = lane
         self.pane = pane
         self.make_request = make_request
         self.timer = QTimer(self)
@@ -294,17 +268,24 @@ class PreviewController(QObject):
         self.timer.timeout.connect(self.request_now)
         self.latest_id: int | None = None
         self.last_result: PreviewResult | None = None
-        self._last_result_id: int | None = None
-        #: ids of the results that reached the screen, in order (tests check no stale one did)
-        self.displayed_ids: list[int] = []
+        #: id of the result on screen (tests check no stale one got there)
+        self.displayed_id: int | None = None
+        #: how many results reached the screen since the photo was opened
+        self.displayed_count = 0
         self._image: np.ndarray | None = None
         self._in_flight = False  # the newest request has not finished, failed or been cancelled
         self._owed = False  # a stroke interrupted a preview that must be redone
-        worker.partial.connect(self._on_result)
-        worker.finished.connect(self._on_result)
-        worker.failed.connect(self._on_failed)
-        worker.cancelled.connect(self._on_cancelled)
-        worker.progressed.connect(self._on_progress)
+        self._computing_alpha = False  # the newest job solves for the alpha (not just recomposes)
+        lane.partial.connect(self._on_result)
+        lane.finished.connect(self._on_result)
+        lane.failed.connect(self._on_failed)
+        lane.cancelled.connect(self._on_cancelled)
+        lane.progressed.connect(self._on_progress)
+        pane.displayChanged.connect(self.redisplay)
+
+    @property
+    def in_flight(self) -> bool:
+        return self._in_flight
 
     # -- inputs ---------------------------------------------------------------
 
@@ -312,7 +293,9 @@ class PreviewController(QObject):
         self.interrupt()
         self.latest_id = None
         self.last_result = None
-        self._in_flight = self._owed = False
+        self.displayed_id = None
+        self._set_in_flight(False)
+        self._owed = False
         self._image = image
         self.pane.set_photo(image)
 
@@ -330,7 +313,7 @@ class PreviewController(QObject):
             self._owed = True
         self.timer.stop()
         if self.latest_id is not None:
-            self.worker.cancel(self.latest_id)
+            self.lane.cancel(self.latest_id)
 
     def stroke_finished(self, changed: bool) -> None:
         """The canvas's ``strokeFinished``; an edit that changed pixels schedules via ``trimapEdited``."""
@@ -347,66 +330,67 @@ class PreviewController(QObject):
             self.interrupt()
             self.latest_id = None
             self.last_result = None
-            self._in_flight = self._owed = False
+            self._owed = False
+            self._set_in_flight(False)
             self.pane.clear()
-            self.pane.set_busy(False)
             self.waiting.emit(request or "")
             return None
         self.waiting.emit("")
-        self.latest_id = self.worker.submit(lambda ctx: run_preview(ctx, request))
-        self._in_flight = True
-        self.pane.set_busy(True, 0.0)
-        return self.latest_id
+        return self._submit(lambda ctx: with_qimage(run_preview(_displaying(ctx), request)), alpha=True)
 
-    def request_foreground(self) -> int | None:
-        """The cutout modes need foreground colours the current result lacks: estimate only those."""
-        result = self.last_result
-        image = self._image
-        if result is None or result.foreground is not None or image is None or self.timer.isActive():
+    def redisplay(self) -> int | None:
+        """Show the current matte with the pane's mode, colour and background (computing the
+        foreground first if the new mode needs it)."""
+        if self._image is None or self.timer.isActive():
+            return None  # a preview is about to be built, and it reads the display then
+        if self._in_flight and self._computing_alpha:
+            return self.request_now()  # the running one was built with the old display
+        result, image = self.last_result, self._image
+        if result is None:
             return None
-        if self.latest_id != self._last_result_id:
-            return None  # a newer preview is on its way; it reads the mode when it is built
+        display = self.pane.display()
+        return self._submit(lambda ctx: with_qimage(redisplay(ctx, image, result, display)), alpha=False)
 
-        def job(ctx: JobContext) -> PreviewResult:
-            start = time.perf_counter()
-            fg = estimate_foreground_scaled(image, result.alpha, result.scale, cancel=ctx.cancelled)
-            return replace(result, foreground=fg, final=True,
-                           seconds=result.seconds + time.perf_counter() - start)
+    # Kept for the window's "cutout mode chosen" path: the same as redisplay.
+    request_foreground = redisplay
 
-        self.latest_id = self.worker.submit(job)
-        self._in_flight = True
+    def _submit(self, job: Callable[[JobContext], Any], *, alpha: bool) -> int:
+        self._computing_alpha = alpha
+        self.latest_id = self.lane.submit(job)
+        self._set_in_flight(True)
         self.pane.set_busy(True, 0.0)
         return self.latest_id
 
-    # -- worker signals ----------------------------------------------------------
+    def _set_in_flight(self, busy: bool) -> None:
+        if busy != self._in_flight:
+            self._in_flight = busy
+            self.busyChanged.emit(busy)
+        if not busy:
+            self.pane.set_busy(False)
+
+    # -- lane signals ----------------------------------------------------------
 
     def _on_result(self, request_id: int, result: object) -> None:
         if request_id != self.latest_id or not isinstance(result, PreviewResult):
-            return  # stale (or an export's result): never shown
+            return  # stale: never shown
         if self._image is None or result.alpha.shape != self._image.shape[:2]:
             return
         self.last_result = result
-        self._last_result_id = request_id
-        self.pane.show_result(result.alpha, result.foreground)
+        self.displayed_id = request_id
+        self.displayed_count += 1
+        self.pane.show_result(result)
         if result.final:
-            self._in_flight = False
-            self.pane.set_busy(False)
-        self.displayed_ids.append(request_id)
+            self._set_in_flight(False)
         self.shown.emit(request_id, result)
-        if result.final and result.foreground is None and needs_foreground(self.pane.mode):
-            # The mode changed to a cutout while this alpha was computed.
-            self.request_foreground()
 
     def _on_failed(self, request_id: int, error: object) -> None:
         if request_id == self.latest_id:
-            self._in_flight = False
-            self.pane.set_busy(False)
+            self._set_in_flight(False)
             self.failed.emit(error)
 
     def _on_cancelled(self, request_id: int) -> None:
         if request_id == self.latest_id:
-            self._in_flight = False
-            self.pane.set_busy(False)
+            self._set_in_flight(False)
 
     def _on_progress(self, request_id: int, fraction: float) -> None:
         if request_id == self.latest_id:

@@ -1,8 +1,8 @@
 """The Weights menu: import a weights file, download the published DIM weights, show info.
 
-The same library calls as ``dim-studio weights import|download|info``
-(``net.importers.import_weights``, ``net.download.download_checkpoint``,
-``net.weights.read_weights_info``), each run off the GUI thread:
+The same workflow calls as ``dim-studio weights import|download|info``
+(``workflows.weights.install_weights``, ``download_weights`` and
+``weights_status``), each run off the GUI thread:
 
 - Import converts a checkpoint (OpenMMLab .pth, torchvision VGG-16 .pth, the
   seed's .npz) into ``<user data folder>/<stem>.safetensors``; a .safetensors
@@ -11,33 +11,36 @@ The same library calls as ``dim-studio weights import|download|info``
 - Download shows a progress dialog with the percentage and Cancel. Cancel
   keeps the partial file, so choosing Download again resumes; a network error
   shows ``DownloadError``'s message, which says what to do.
-- After a successful import or download ``on_weights_changed(path)`` is
-  called so the window can look for weights again and offer the ``dim``
-  engine; any open batch dialog re-checks its engine list too.
+- After a successful import or download, ``announce_weights_changed(path)``
+  tells the whole application: the window looks for weights again and
+  offers the ``dim`` engine, open batch dialogs re-check their engine list,
+  and every lane drops its cached engines.
 
-Nothing here imports torch on the GUI thread: the ``net`` modules that need it
-are imported inside the background jobs. Messages go through ``dialogs``
-(looked up at call time) and ``show_weights_message``, so tests replace them.
+Nothing here imports torch on the GUI thread: the workflows import it inside
+the background jobs. Messages go through ``dialogs`` and
+``show_weights_message``, so tests replace them.
 """
 
 from __future__ import annotations
 
 import html
-import os
-import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox, QProgressDialog, QWidget
 
-from dim_studio.errors import WeightsError
 from dim_studio.paths import user_data_dir
+from dim_studio.workflows.jobs import JobContext, JobError
+from dim_studio.workflows.weights import (
+    InstalledWeights, describe_weights, download_target, download_weights, install_target,
+    install_weights, weights_status,
+)
 
 from . import dialogs
-from .worker import JobContext, JobError, MattingWorker, TaskRunner
+from .jobs import JobLane, TaskRunner, announce_weights_changed
 
 __all__ = [
     "WEIGHTS_FILTER", "DownloadJob", "ImportJob", "WeightsActions", "download_published_weights",
@@ -49,8 +52,6 @@ WEIGHTS_FILTER = (
     "DIM Studio weights (*.safetensors);;NumPy archives (*.npz);;All files (*)"
 )
 DOWNLOAD_NAME = "dim-stage3"
-
-WeightsChanged = Callable[[Path], None]
 
 
 def show_weights_message(parent: QWidget | None, title: str, text: str, details: str = "") -> None:
@@ -69,17 +70,6 @@ def show_weights_message(parent: QWidget | None, title: str, text: str, details:
     box.setText(body)
     box.setStandardButtons(QMessageBox.StandardButton.Ok)
     box.exec()
-
-
-def _notify(parent: QWidget | None, on_weights_changed: WeightsChanged | None, path: Path) -> None:
-    """Tell the window, and any open batch dialog, that weights were installed."""
-    if on_weights_changed is not None:
-        on_weights_changed(path)
-    if parent is not None:
-        from .batch_dialog import BatchDialog
-
-        for dialog in parent.findChildren(BatchDialog):
-            dialog.refresh_weights()
 
 
 def _busy_dialog(parent: QWidget | None, title: str, text: str, cancel: str | None) -> QProgressDialog:
@@ -101,46 +91,22 @@ def _busy_dialog(parent: QWidget | None, title: str, text: str, cancel: str | No
 # --------------------------------------------------------------------------
 
 
-def _install_file(src: Path, dst: Path) -> tuple[Path, str]:
-    """Convert (or check and copy) ``src`` to ``dst``; returns (dst, summary). Worker thread."""
-    from dim_studio.net.importers import import_weights
-    from dim_studio.net.weights import describe_format, load_weights, read_weights_info
-
-    if not src.is_file():
-        raise WeightsError(f"{src} does not exist")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if describe_format(src) == "safetensors":
-        # Already DIM Studio's format: loading it checks every key and shape before it is installed.
-        load_weights(src)
-        if src.resolve() != dst.resolve():
-            tmp = dst.with_name(f".{dst.name}.copying")
-            try:
-                shutil.copyfile(src, tmp)
-                os.replace(tmp, dst)
-            finally:
-                tmp.unlink(missing_ok=True)
-    else:
-        import_weights(src, dst)
-    return dst, read_weights_info(dst).describe()
-
-
 class ImportJob(QObject):
     """One import running in the background; ``completed`` carries the installed path or None."""
 
     completed = Signal(object)
 
-    def __init__(self, parent: QWidget | None, src: Path, dst: Path, on_weights_changed: WeightsChanged | None) -> None:
+    def __init__(self, parent: QWidget | None, src: Path, dst: Path) -> None:
         super().__init__(parent)
         self.parent_widget = parent
         self.src, self.dst = src, dst
-        self.on_weights_changed = on_weights_changed
         self.installed: Path | None = None
         self.error: str | None = None
         self.progress = _busy_dialog(parent, "Import weights", f"Converting {src.name}…", None)
         self.progress.setRange(0, 0)  # no progress hooks in the importer: a busy bar
         self.progress.show()
         self.tasks = TaskRunner(self, name="dim-studio-weights-import")
-        self.tasks.submit(lambda: _install_file(src, dst), self._on_done, self._on_error)
+        self.tasks.submit(lambda: install_weights(src, dst), self._on_done, self._on_error)
 
     def _finish(self) -> None:
         self.progress.close()
@@ -149,13 +115,13 @@ class ImportJob(QObject):
 
     def _on_done(self, result: object) -> None:
         self._finish()
-        path, summary = result  # type: ignore[misc]
-        self.installed = Path(path)
-        _notify(self.parent_widget, self.on_weights_changed, self.installed)
+        assert isinstance(result, InstalledWeights)
+        self.installed = result.path
+        announce_weights_changed(self.installed)
         show_weights_message(
             self.parent_widget, "Weights installed",
             f"{self.src.name} was installed as {self.installed}. The dim engine can use it now.",
-            summary,
+            result.summary,
         )
         self.completed.emit(self.installed)
 
@@ -166,9 +132,7 @@ class ImportJob(QObject):
         self.completed.emit(None)
 
 
-def import_weights_file(
-    parent: QWidget | None, on_weights_changed: WeightsChanged | None = None, src: str | Path | None = None
-) -> ImportJob | None:
+def import_weights_file(parent: QWidget | None, src: str | Path | None = None) -> ImportJob | None:
     """Ask for a checkpoint (unless ``src`` is given) and install it into the user data folder."""
     if src is None:
         chosen = dialogs.get_open_path(parent, "Import weights file", str(Path.home()), WEIGHTS_FILTER)
@@ -176,12 +140,12 @@ def import_weights_file(
             return None
         src = chosen
     src_path = Path(src)
-    dst = user_data_dir() / f"{src_path.stem}.safetensors"
+    dst = install_target(src_path)
     if dst.exists() and dst.resolve() != src_path.resolve() and not dialogs.ask_yes_no(
         parent, "Replace weights?", f"{dst} already exists. Replace it with {src_path.name}?"
     ):
         return None
-    return ImportJob(parent, src_path, dst, on_weights_changed)
+    return ImportJob(parent, src_path, dst)
 
 
 # --------------------------------------------------------------------------
@@ -189,23 +153,8 @@ def import_weights_file(
 # --------------------------------------------------------------------------
 
 
-def _download(ctx: JobContext, name: str) -> tuple[Path, str]:
-    """Worker thread: download, verify, convert, install; returns (path, summary)."""
-    from dim_studio.net import download as download_module
-    from dim_studio.net.weights import read_weights_info
-
-    # Looked up on the module at run time, so a test can wrap it.
-    path = download_module.download_checkpoint(name, progress=ctx.progress, cancel=ctx.cancelled)
-    return path, read_weights_info(path).describe()
-
-
-def _describe(path: Path) -> str:
-    try:
-        from dim_studio.net.weights import read_weights_info
-
-        return read_weights_info(path).describe()
-    except Exception as exc:  # noqa: BLE001 - a summary is never worth an error box
-        return str(exc)
+def _download(ctx: JobContext, name: str) -> InstalledWeights:
+    return download_weights(name, progress=ctx.progress, cancel=ctx.cancelled)
 
 
 class DownloadJob(QObject):
@@ -213,13 +162,9 @@ class DownloadJob(QObject):
 
     completed = Signal(object)
 
-    def __init__(self, parent: QWidget | None, on_weights_changed: WeightsChanged | None, name: str = DOWNLOAD_NAME) -> None:
+    def __init__(self, parent: QWidget | None, name: str = DOWNLOAD_NAME) -> None:
         super().__init__(parent)
-        from dim_studio.net.download import KNOWN_DOWNLOADS
-
-        spec = KNOWN_DOWNLOADS[name]
         self.parent_widget = parent
-        self.on_weights_changed = on_weights_changed
         self.installed: Path | None = None
         self.error: str | None = None
         self.was_cancelled = False
@@ -227,14 +172,14 @@ class DownloadJob(QObject):
         self.final_value = 0
         self._installing = False
         self._started = time.time()
-        self._target = user_data_dir() / spec.install_as
+        self._target = download_target(name)
         self.progress = _busy_dialog(
             parent, "Download DIM weights",
-            f"Downloading OpenMMLab's published DIM weights (about {spec.approx_mb} MB)…", "Cancel",
+            "Downloading OpenMMLab's published DIM weights (about 100 MB)…", "Cancel",
         )
         self.progress.canceled.connect(self.cancel)
         self.progress.show()
-        self.worker = MattingWorker(self)
+        self.worker = JobLane(self, "download")
         self.worker.progressed.connect(self._on_progress)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
@@ -268,15 +213,15 @@ class DownloadJob(QObject):
     def _on_finished(self, request_id: int, result: object) -> None:
         if request_id != self.request_id:
             return
-        path, summary = result  # type: ignore[misc]
-        self.installed = Path(path)
+        assert isinstance(result, InstalledWeights)
+        self.installed = result.path
         self._finish()
-        _notify(self.parent_widget, self.on_weights_changed, self.installed)
+        announce_weights_changed(self.installed)
         show_weights_message(
             self.parent_widget, "Weights installed",
             f"The DIM weights were downloaded, verified and installed as {self.installed}. "
             "The dim engine can use them now.",
-            summary,
+            result.summary,
         )
         self.completed.emit(self.installed)
 
@@ -294,7 +239,7 @@ class DownloadJob(QObject):
             return
         if self._target.exists() and self._target.stat().st_mtime >= self._started - 1.0:
             # Cancel was pressed as the last step finished: the weights are installed after all.
-            self._on_finished(request_id, (self._target, _describe(self._target)))
+            self._on_finished(request_id, InstalledWeights(self._target, describe_weights(self._target)))
             return
         self.was_cancelled = True
         self._finish()
@@ -306,19 +251,15 @@ class DownloadJob(QObject):
         self.completed.emit(None)
 
 
-def download_published_weights(
-    parent: QWidget | None, on_weights_changed: WeightsChanged | None = None, name: str = DOWNLOAD_NAME
-) -> DownloadJob | None:
+def download_published_weights(parent: QWidget | None, name: str = DOWNLOAD_NAME) -> DownloadJob | None:
     """Download, verify and install the published DIM weights with a progress dialog."""
-    from dim_studio.net.download import KNOWN_DOWNLOADS
-
-    installed = user_data_dir() / KNOWN_DOWNLOADS[name].install_as
+    installed = download_target(name)
     if installed.exists() and not dialogs.ask_yes_no(
         parent, "Download again?",
         f"The published weights are already installed ({installed}). Download them again?",
     ):
         return None
-    return DownloadJob(parent, on_weights_changed, name)
+    return DownloadJob(parent, name)
 
 
 # --------------------------------------------------------------------------
@@ -327,14 +268,11 @@ def download_published_weights(
 
 
 def _weights_summary() -> tuple[str, str, bool]:
-    """(text, details, found) about the weights the app would use. Worker thread (imports torch)."""
-    from dim_studio.net.weights import find_weights, how_to_get_weights, read_weights_info, weights_search_locations
-
-    path = find_weights()
-    if path is None:
-        places = "\n".join(f"{label}: {place}" for label, place in weights_search_locations())
-        return "No weights found for the dim engine.", f"Looked in:\n{places}\n\n{how_to_get_weights()}", False
-    return f"The dim engine uses {path}.", read_weights_info(path).describe(), True
+    """(text, details, found) about the weights the app would use. Task thread (imports torch)."""
+    status = weights_status()
+    if status.path is None:
+        return "No weights found for the dim engine.", status.explain(), False
+    return f"The dim engine uses {status.path}.", describe_weights(status.path), True
 
 
 class _InfoJob(QObject):
@@ -372,10 +310,9 @@ def show_weights_info(parent: QWidget | None) -> QObject:
 class WeightsActions(QObject):
     """The three actions, owned by the window; the last started job is kept in ``job``."""
 
-    def __init__(self, window: QMainWindow, on_weights_changed: WeightsChanged) -> None:
+    def __init__(self, window: QMainWindow) -> None:
         super().__init__(window)
         self.main_window = window
-        self.on_weights_changed = on_weights_changed
         self.job: QObject | None = None
         self.import_action = QAction("&Import weights file…", window)
         self.import_action.setStatusTip("Convert a DIM checkpoint (.pth, .npz) or install a .safetensors file")
@@ -389,11 +326,11 @@ class WeightsActions(QObject):
         self.info_action.triggered.connect(self.info)
 
     def import_file(self) -> Any:
-        self.job = import_weights_file(self.main_window, self.on_weights_changed)
+        self.job = import_weights_file(self.main_window)
         return self.job
 
     def download(self) -> Any:
-        self.job = download_published_weights(self.main_window, self.on_weights_changed)
+        self.job = download_published_weights(self.main_window)
         return self.job
 
     def info(self) -> Any:
@@ -401,13 +338,13 @@ class WeightsActions(QObject):
         return self.job
 
 
-def install_weights_menu(window: QMainWindow, menu: QMenu, on_weights_changed: WeightsChanged) -> None:
-    """Add Import / Download / Show info to ``menu``; ``on_weights_changed(path)`` runs after an install.
+def install_weights_menu(window: QMainWindow, menu: QMenu) -> None:
+    """Add Import / Download / Show info to ``menu``; installs announce ``weightsChanged``.
 
     The ``WeightsActions`` object is a child of ``window`` (find it with
     ``window.findChild(WeightsActions)``).
     """
-    actions = WeightsActions(window, on_weights_changed)
+    actions = WeightsActions(window)
     menu.addAction(actions.import_action)
     menu.addAction(actions.download_action)
     menu.addSeparator()

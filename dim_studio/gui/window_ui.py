@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from dim_studio import __version__
 from dim_studio.engines import engine_info, engine_names
-from dim_studio.preview_scale import AUTO, FULL, HALF, PREVIEW_RESOLUTIONS, QUARTER
+from dim_studio.workflows.preview_scale import AUTO, FULL, HALF, PREVIEW_RESOLUTIONS, QUARTER
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
 
 from . import dialogs
@@ -32,7 +32,8 @@ from .preview import PANE_HEADER_HEIGHT, PREVIEW_MODES, PreviewPane
 
 if TYPE_CHECKING:  # pragma: no cover
     from .main_window import MainWindow
-    from .worker import Environment, PreviewResult
+    from dim_studio.workflows.environment import Environment
+    from dim_studio.workflows.preview import PreviewResult
 
 DEFAULT_SIZE = QSize(1400, 850)
 _LABEL_NAMES = {FOREGROUND: "foreground", BACKGROUND: "background", UNKNOWN: "unknown"}
@@ -463,7 +464,7 @@ class WindowUi:
             self.preview.set_color(color if color.isValid() else QColor("white"))
             background = st.get_str("preview/background")
             if background and Path(background).is_file():
-                self.preview.background_path = background  # read when first shown
+                self.load_preview_background(background, quiet=True)
             resolution = st.get_str("preview/resolution", AUTO)
             self.resolution_actions.get(resolution, self.resolution_actions[AUTO]).setChecked(True)
             saved_engine = st.get_str("engine/name")
@@ -537,12 +538,12 @@ class WindowUi:
             self._select_device(current)
         finally:
             self._restoring = False
-        if env.weights is not None:
-            self._set_engine_enabled("dim", True, f"Deep Image Matting with {Path(env.weights).name}")
+        if env.weights.path is not None:
+            self._set_engine_enabled("dim", True, f"Deep Image Matting with {env.weights.path.name}")
             self.weights_note.setText("")
             self.weights_note.setToolTip("")
         else:
-            tip = (env.weights_error + "\n\n" if env.weights_error else "") + env.weights_help
+            tip = env.weights.explain()
             self._set_engine_enabled("dim", False, tip)
             self.weights_note.setText("dim engine: no weights (see the Weights menu)")
             self.weights_note.setToolTip(tip)
@@ -668,22 +669,26 @@ class WindowUi:
             self.w.settings.set("preview/color", color.name())
 
     def choose_preview_background(self) -> None:
-        from dim_studio.images import read_image
-
         path = dialogs.get_open_path(self.w, "Background photo for the preview",
                                      self.w.settings.last_folder("background"))
-        if not path:
-            return
-        try:
-            image = read_image(path)
-        except Exception as exc:  # noqa: BLE001 - shown, then carry on
-            from .worker import describe_exception
+        if path:
+            self.load_preview_background(path, remember=True)
 
-            dialogs.show_error(self.w, "Cannot open background", describe_exception(exc).message)
-            return
-        self.preview.set_background(image, path)
-        self.w.settings.set("preview/background", path)
-        self.w.settings.set_last_folder("background", path)
+    def load_preview_background(self, path: str, *, remember: bool = False, quiet: bool = False) -> None:
+        """Decode the background photo in the task runner (a large photo takes a while), then show it."""
+        from dim_studio.images import read_image
+
+        def loaded(image: object) -> None:
+            self.preview.set_background(image, path)  # type: ignore[arg-type]
+            if remember:
+                self.w.settings.set("preview/background", path)
+                self.w.settings.set_last_folder("background", path)
+
+        def failed(error: object) -> None:
+            if not quiet:
+                dialogs.show_error(self.w, "Cannot open background", getattr(error, "message", str(error)))
+
+        self.w.tasks.submit(lambda: read_image(path), loaded, failed)
 
     # -- help ----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The DIM network, its weights format, importers and downloads.
 
-Names are imported lazily (PEP 562) so that importing ``dim_studio.net.commands``
+Names are imported lazily (PEP 562) so that importing ``dim_studio.net``
 for the CLI's argument parser does not pull in torch.
 
 For the inference engine:
@@ -45,8 +45,7 @@ _EXPORTS = {
     # importers.py
     "import_weights": "importers",
     "load_torch_checkpoint": "importers",
-    # safe_pickle.py
-    "UnsafeCheckpointError": "safe_pickle",
+    "UnsafeCheckpointError": "importers",
     # download.py
     "download_checkpoint": "download",
 }

@@ -9,20 +9,25 @@ Sources (auto-detected by content, or chosen by name):
 - ``vgg16-npz``: the seed project's ``vgg16_weights.npz`` (TensorFlow layout),
   for the same purpose.
 
-PyTorch files are read with ``torch.load(weights_only=True)``; when that
-refuses (real mmediting ``meta`` dicts hold numpy scalars), with the
-restricted reader in :mod:`dim_studio.net.safe_pickle`. Never with an
-unrestricted unpickler.
+PyTorch files are read with ``torch.load(weights_only=True)`` only, after a
+scan of their pickles (which runs nothing) has found no Python object outside
+what checkpoints of these sources are made of; torch's own allow-list is
+wider than that (it admits ``bytearray``, so a 33-byte file can make it build
+a 1.5 GB object before it notices that the file is not a checkpoint).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import pickletools
 import re
+import zipfile
+from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING  # what torch's unpickler maps names with
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -40,12 +45,12 @@ from .model import (
     remap_torchvision_vgg16,
     remap_vgg16_npz,
 )
-from .safe_pickle import UnsafeCheckpointError, safe_load
 from .weights import WeightsInfo, describe_format, save_weights
 
 __all__ = [
     "KNOWN_OPENMMLAB_CHECKPOINTS",
     "SOURCES",
+    "UnsafeCheckpointError",
     "detect_source",
     "import_weights",
     "load_torch_checkpoint",
@@ -90,23 +95,137 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
-    """Read a .pth safely: ``weights_only=True``, else the restricted reader.
+class UnsafeCheckpointError(WeightsError):
+    """A checkpoint needs a Python object that no supported checkpoint contains; it was not loaded."""
 
-    The fallback admits only tensors, containers and plain values (plus numpy
-    scalars decoded inertly); a file that needs anything else is refused with
-    an error naming the object, and nothing from the file is executed.
+
+#: The Python objects that checkpoints of the supported sources are made of,
+#: as their pickles name them. Each is in torch's own weights-only allow-list
+#: too; anything else torch would admit (bytearray, set, complex, Counter,
+#: _codecs.encode, ...) is refused here before torch reads the file.
+_ALLOWED_GLOBALS = frozenset(
+    {
+        "collections.OrderedDict",  # a state_dict
+        "torch._utils._rebuild_tensor_v2",  # a tensor, as torch >= 0.4 saves it
+        "torch._utils._rebuild_tensor",  # a tensor, as torch < 0.4 saved it (torchvision's 2017 VGG-16)
+        # tensor data, by dtype: the published files are float32; fine-tunes may be saved in half
+        "torch.FloatStorage",
+        "torch.HalfStorage",
+        "torch.BFloat16Storage",
+        "torch.DoubleStorage",
+    }
+)
+
+# Opcodes that name a global in a way a linear scan cannot read (pickle
+# protocol 4+ and the copyreg extension registry); torch.save at its default
+# protocol 2 never writes them.
+_UNNAMED_GLOBAL_OPS = frozenset({"STACK_GLOBAL", "EXT1", "EXT2", "EXT4"})
+
+# torch.save's legacy (non-zip) format is five pickles in a row: magic number,
+# protocol version, system info, the object, the storage keys; raw tensor data follows.
+_LEGACY_PICKLES = 5
+
+
+def _pickle_globals(stream: IO[bytes]) -> list[str]:
+    """The globals one pickle names, in order; reads ``stream`` up to its STOP opcode.
+
+    Only parses opcodes (nothing is built or called). Names are mapped from
+    Python 2 spellings as torch's unpickler maps them, so that both see the
+    same name.
+    """
+    found: list[str] = []
+    for op, arg, _pos in pickletools.genops(stream):
+        if op.name in ("GLOBAL", "INST"):
+            module, _, name = str(arg).partition(" ")
+            if (module, name) in NAME_MAPPING:
+                module, name = NAME_MAPPING[(module, name)]
+            elif module in IMPORT_MAPPING:
+                module = IMPORT_MAPPING[module]
+            found.append(f"{module}.{name}")
+        elif op.name in _UNNAMED_GLOBAL_OPS:
+            found.append(f"named by a {op.name} opcode (pickle protocol 4 or later)")
+    return found
+
+
+def _zip_globals(f: IO[bytes]) -> list[str]:
+    found: list[str] = []
+    with zipfile.ZipFile(f) as zf:
+        # every data.pkl, duplicates included: torch reads one of them
+        for info in zf.infolist():
+            if info.filename.rpartition("/")[2] == "data.pkl":
+                with zf.open(info) as pkl:
+                    found += _pickle_globals(pkl)
+    return found
+
+
+def _legacy_globals(f: IO[bytes]) -> list[str]:
+    f.seek(0)
+    found = _pickle_globals(f)
+    # a plain pickle ends here; a legacy checkpoint goes on
+    for _ in range(_LEGACY_PICKLES - 1):
+        if not f.read(1):
+            break
+        f.seek(-1, os.SEEK_CUR)
+        found += _pickle_globals(f)
+    return found
+
+
+def _refusal(path: Path, names: list[str]) -> UnsafeCheckpointError:
+    unique = list(dict.fromkeys(names))
+    listed = ", ".join(unique[:5]) + (f" and {len(unique) - 5} more" if len(unique) > 5 else "")
+    return UnsafeCheckpointError(
+        f"refusing to load {path.name}: it needs the Python object{'s' if len(unique) > 1 else ''} {listed}, "
+        "which no supported checkpoint contains. The file was not loaded and nothing in it ran. "
+        "Import only checkpoints from the supported sources: an OpenMMLab DIM .pth, torchvision's "
+        "VGG-16 .pth or the seed's vgg16_weights.npz"
+    )
+
+
+def _torch_refusal(path: Path, error: Exception) -> UnsafeCheckpointError:
+    """Turn torch's weights-only refusal (several lines of advice) into one line."""
+    detail = str(error).rpartition("WeightsUnpickler error:")[2].strip()
+    if m := re.search(r"GLOBAL (\S+)", detail):
+        # torch drops the "builtins." of the names it reports
+        name = m.group(1) if "." in m.group(1) else f"builtins.{m.group(1)}"
+        return _refusal(path, [name])
+    first = detail.splitlines()[0] if detail else type(error).__name__
+    return UnsafeCheckpointError(
+        f"refusing to load {path.name}: torch's weights-only loader refused it ({first}). "
+        "The file was not loaded and nothing in it ran. Import only checkpoints from the supported sources"
+    )
+
+
+def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
+    """Read a PyTorch checkpoint (zip or legacy format) with ``torch.load(weights_only=True)``.
+
+    Raises :class:`UnsafeCheckpointError` naming the Python objects outside
+    ``_ALLOWED_GLOBALS`` that the file needs (found by a scan before torch
+    reads anything), and WeightsError for a file that is damaged or not a
+    checkpoint.
     """
     path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as first:  # refused globals, legacy quirks, damage: try the strict reader
+        f = open(path, "rb")
+    except OSError as e:
+        raise WeightsError(f"cannot read {path}: {e.strerror or e}") from e
+    with f:
         try:
-            return safe_load(path)
-        except UnsafeCheckpointError:
-            raise
-        except WeightsError as e:
-            raise WeightsError(f"{e} [torch.load(weights_only=True) said: {_first_line(first)}]") from e
+            # torch tells zip from legacy by these 4 bytes alone; so must we, or a
+            # legacy file with a zip appended would have the wrong pickles scanned.
+            found = _zip_globals(f) if f.read(4) == b"PK\x03\x04" else _legacy_globals(f)
+        except Exception as e:  # any parse failure of an untrusted file means the same to the user
+            raise WeightsError(f"cannot read {path.name}: it is damaged or not a PyTorch checkpoint ({_first_line(e)})") from e
+        if refused := [name for name in found if name not in _ALLOWED_GLOBALS]:
+            raise _refusal(path, refused)
+        # torch reads the very file object that was scanned, so a file swapped in
+        # at the same path meanwhile is not what gets loaded.
+        f.seek(0)
+        try:
+            return torch.load(f, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise _torch_refusal(path, e) from None
+        except Exception as e:
+            raise WeightsError(f"cannot read {path.name}: it is damaged or not a PyTorch checkpoint ({_first_line(e)})") from e
 
 
 def _first_line(e: BaseException) -> str:

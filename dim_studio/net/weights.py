@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from dim_studio.errors import WeightsError
-from dim_studio.paths import DATA_DIR_ENV, user_data_dir
+from dim_studio.paths import DATA_DIR_ENV, model_dir, user_data_dir
 
 from .model import DEFAULT_NORMALIZATION, DIMConfig, DIMNet, build_dim, check_state_dict
 
@@ -82,11 +82,6 @@ def how_to_get_weights() -> str:
 # --------------------------------------------------------------------------
 # Locations
 # --------------------------------------------------------------------------
-
-
-def model_dir() -> Path:
-    """The ``model/`` folder beside the ``dim_studio`` package (the repository's)."""
-    return Path(__file__).resolve().parents[2] / "model"
 
 
 def weights_search_locations(explicit: str | os.PathLike[str] | None = None) -> list[tuple[str, Path]]:

@@ -19,12 +19,14 @@ from PySide6.QtCore import QUrl
 
 from conftest import make_scene, save_gray, save_rgb
 from dim_studio import batch as batchlib
+from dim_studio.batch import FileStatus
 from dim_studio import engines
 from dim_studio.engines.base import check_cancel
 from dim_studio.engines.classical import ClosedFormEngine
 from dim_studio.gui import batch_dialog, dialogs
 from dim_studio.gui.batch_dialog import BatchDialog, open_batch_dialog
 from dim_studio.gui.settings import Settings
+from dim_studio.workflows import batch as batch_workflow
 
 TIMEOUT = 120_000  # ms; the test machine is small and shared (waits end as soon as the work does)
 
@@ -111,13 +113,13 @@ def test_mixed_folder_lists_failures_writes_outputs_and_runs_off_the_gui_thread(
     images, trimaps = mixed_folder(tmp_path)
     out = tmp_path / "out"
     event_threads: set[int] = set()
-    forward = batch_dialog._EventForwarder.__call__
+    forward = batch_workflow.EventForwarder.__call__
 
     def spy(self, event):  # on_event must be called on the worker thread, never the GUI's
         event_threads.add(threading.get_ident())
         forward(self, event)
 
-    monkeypatch.setattr(batch_dialog._EventForwarder, "__call__", spy)
+    monkeypatch.setattr(batch_workflow.EventForwarder, "__call__", spy)
     dialog = make_dialog()
     fill(dialog, images, trimaps, out)
     dialog.composite_check.setChecked(True)
@@ -131,16 +133,16 @@ def test_mixed_folder_lists_failures_writes_outputs_and_runs_off_the_gui_thread(
     assert recorder.errors == []
     results = dialog.results()
     assert set(results) == {"good1.png", "good2.png", "notes.png", "lonely.png"}
-    assert results["good1.png"][0] == batchlib.DONE and results["good2.png"][0] == batchlib.DONE
+    assert results["good1.png"][0] == FileStatus.DONE and results["good2.png"][0] == FileStatus.DONE
     assert results["good1.png"][1] == "good1_alpha.png, good1_composite.png"
     state, reason = results["notes.png"]
     # The Details column drops the photo's path (the File column names it); the tooltip keeps it.
     report_reason = next(e["reason"] for e in json.loads((out / batchlib.REPORT_NAME).read_text())["failed"]
                          if e["image"] == "notes.png")
-    assert state == batchlib.FAILED and reason and report_reason.endswith(reason)
+    assert state == FileStatus.FAILED and reason and report_reason.endswith(reason)
     assert str(images / "notes.png") in dialog.table.item(dialog._rows["notes.png"], batch_dialog.COL_DETAILS).toolTip()
     state, reason = results["lonely.png"]
-    assert state == batchlib.FAILED and "no trimap found" in reason
+    assert state == FileStatus.FAILED and "no trimap found" in reason
     # The reason is in the Details column and in the tooltips.
     row = dialog._rows["lonely.png"]
     assert "no trimap found" in dialog.table.item(row, batch_dialog.COL_STATUS).toolTip()
@@ -179,7 +181,7 @@ def test_mixed_folder_lists_failures_writes_outputs_and_runs_off_the_gui_thread(
     dialog.start()
     wait_done(qtbot, dialog)
     results = dialog.results()
-    assert results["good1.png"][0] == batchlib.SKIPPED and results["notes.png"][0] == batchlib.FAILED
+    assert results["good1.png"][0] == FileStatus.SKIPPED and results["notes.png"][0] == FileStatus.FAILED
 
 
 def test_errors_go_to_the_error_dialog_and_the_dialog_stays_usable(qtbot, tmp_path, recorder, make_dialog):
@@ -271,7 +273,8 @@ def test_stop_abandons_the_current_file_and_lists_the_rest_as_not_processed(
     assert recorder.errors == []
     results = dialog.results()
     assert {name: state for name, (state, _) in results.items()} == {
-        "p0.png": batchlib.NOT_PROCESSED, "p1.png": batchlib.NOT_PROCESSED, "p2.png": batchlib.NOT_PROCESSED,
+        "p0.png": FileStatus.NOT_PROCESSED, "p1.png": FileStatus.NOT_PROCESSED,
+        "p2.png": FileStatus.NOT_PROCESSED,
     }
     assert "cancelled" in results["p1.png"][1]
     # No partial output, not even a temporary file; the report is written and says so.
@@ -320,7 +323,7 @@ def test_masks_band_and_settings_are_remembered(qtbot, tmp_path, recorder, make_
     dialog.start()
     wait_done(qtbot, dialog)
     assert recorder.errors == []
-    assert dialog.results()["m.png"][0] == batchlib.DONE
+    assert dialog.results()["m.png"][0] == FileStatus.DONE
     report = json.loads((out / batchlib.REPORT_NAME).read_text(encoding="utf-8"))
     assert report["settings"]["band"] == 3 and report["masks"] == str(masks)
 

@@ -1,9 +1,10 @@
-"""TrimapCanvas and ImageView driven by synthetic mouse, wheel and key events.
+"""TrimapCanvas driven by synthetic mouse, wheel and key events.
 
 Widget positions are mapped to image coordinates with Qt's own view
 transform (``viewportTransform()``), and the expected pixels come from the
 geometric definitions in test_trimap_doc (tolerance explained there: only
-centres within 1e-6 px of a boundary may go either way).
+centres within 1e-6 px of a boundary may go either way). Zooming and linked
+views are tested in test_image_view, whose event helpers these tests share.
 """
 
 from __future__ import annotations
@@ -13,55 +14,16 @@ import sys
 import numpy as np
 import pytest
 import PySide6
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QMouseEvent, QWheelEvent
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
 
 from dim_studio.errors import TrimapError
-from dim_studio.gui.canvas import ImageView, TrimapCanvas, ViewState
+from dim_studio.gui.canvas import TrimapCanvas
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN, Box
+from test_trimap_doc import TIE, assert_matches, polygon_inside, segment_distance
 
-from .test_trimap_doc import TIE, assert_matches, polygon_inside, segment_distance
-
-L, M, NO = Qt.MouseButton.LeftButton, Qt.MouseButton.MiddleButton, Qt.MouseButton.NoButton
-
-
-def send_mouse(view, kind, pos, button=NO, buttons=NO, modifiers=Qt.KeyboardModifier.NoModifier):
-    vp = view.viewport()
-    local = QPointF(*pos)
-    event = QMouseEvent(kind, local, QPointF(vp.mapToGlobal(local)), button, buttons, modifiers)
-    QApplication.sendEvent(vp, event)
-
-
-def drag(view, points, button=L, modifiers=Qt.KeyboardModifier.NoModifier):
-    send_mouse(view, QEvent.Type.MouseButtonPress, points[0], button, button, modifiers)
-    for p in points[1:]:
-        send_mouse(view, QEvent.Type.MouseMove, p, NO, button, modifiers)
-    send_mouse(view, QEvent.Type.MouseButtonRelease, points[-1], button, NO, modifiers)
-
-
-def send_wheel(view, pos, delta, modifiers=Qt.KeyboardModifier.NoModifier):
-    vp = view.viewport()
-    local = QPointF(*pos)
-    event = QWheelEvent(
-        local, QPointF(vp.mapToGlobal(local)), QPoint(0, 0), QPoint(0, delta),
-        NO, modifiers, Qt.ScrollPhase.NoScrollPhase, False,
-    )
-    QApplication.sendEvent(vp, event)
-
-
-def to_image(view, pos):
-    """Viewport -> image coordinates with Qt's transform, not the canvas helper."""
-    inverse, ok = view.viewportTransform().inverted()
-    assert ok
-    p = inverse.map(QPointF(*pos))
-    return (p.x(), p.y())
-
-
-def photo(h=150, w=200, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.random((h, w, 3), dtype=np.float32)
+from .test_image_view import L, M, NO, drag, photo, send_mouse, send_wheel, to_image, zoomed
 
 
 @pytest.fixture
@@ -72,14 +34,6 @@ def canvas(qtbot):
     c.show()
     qtbot.waitExposed(c)
     c.set_image(photo())
-    return c
-
-
-def zoomed(c, zoom=3.0):
-    c.set_zoom(zoom)
-    t = c.viewportTransform()
-    assert (t.m11(), t.m22()) == (zoom, zoom)
-    assert t.dx() != 0 or t.dy() != 0  # scrolled: the mapping is not trivial
     return c
 
 
@@ -201,7 +155,7 @@ def test_space_drag_and_middle_drag_pan_without_painting(canvas):
     assert not canvas.document.trimap.any()
 
 
-# -- brush size and zoom --------------------------------------------------------------
+# -- brush size -----------------------------------------------------------------------
 
 
 def test_bracket_keys_and_shift_wheel_change_brush_size(canvas):
@@ -234,30 +188,6 @@ def test_brush_outline_is_drawn_at_true_size(canvas):
     assert cursor.pos().x() == pytest.approx(to_image(canvas, (120, 80))[0])
     canvas.set_tool("lasso")
     assert not cursor.isVisible()
-
-
-def test_wheel_zoom_keeps_the_point_under_the_cursor(canvas):
-    zoomed(canvas, 2.5)
-    zooms = []
-    canvas.zoomChanged.connect(zooms.append)
-    for pos, delta in [((123, 87), 120), ((123, 87), 240), ((301, 211), 120), ((301, 211), -120)]:
-        target = to_image(canvas, pos)
-        before = canvas.zoom()
-        send_wheel(canvas, pos, delta)
-        assert canvas.zoom() == pytest.approx(before * 1.25 ** (delta / 120))
-        back = canvas.viewportTransform().map(QPointF(*target))
-        assert abs(back.x() - pos[0]) <= 1 and abs(back.y() - pos[1]) <= 1
-    assert len(zooms) == 4
-
-
-def test_fit_and_100_percent(canvas):
-    canvas.zoom_100()
-    assert canvas.zoom() == 1.0 and not canvas.is_fit_mode()
-    canvas.zoom_fit()
-    assert canvas.zoom() == pytest.approx(2.0)  # 200x150 into 400x300
-    canvas.resize(300, 300)
-    QApplication.processEvents()
-    assert canvas.zoom() == pytest.approx(1.5) and canvas.is_fit_mode()
 
 
 # -- overlay ----------------------------------------------------------------------------
@@ -326,36 +256,6 @@ def test_apply_trimap_is_one_undo_step(canvas):
     assert edited == [Box(50, 100, 60, 140)] and canvas.document.undo_text() == "Trimap from mask"
     canvas.undo()
     assert not canvas.document.trimap.any()
-
-
-# -- linked views -------------------------------------------------------------------------
-
-
-def test_linked_image_view_mirrors_zoom_and_pan(canvas, qtbot):
-    preview = ImageView()
-    qtbot.addWidget(preview)
-    preview.resize(300, 200)
-    preview.show()
-    qtbot.waitExposed(preview)
-    canvas.link_view(preview)
-    preview.set_image(np.zeros((150, 200), np.float32))  # same size: adopts the canvas view
-    zoomed(canvas, 3.0)
-    changes = []
-    preview.viewChanged.connect(lambda: changes.append(1))
-    drag(canvas, [(200, 150), (260, 120)], button=M)
-    a, b = canvas.view_state(), preview.view_state()
-    assert b.zoom == a.zoom == 3.0 and changes
-    assert abs(a.center_x - b.center_x) <= 0.5 / 3 and abs(a.center_y - b.center_y) <= 0.5 / 3
-    preview.set_view_state(ViewState(4.0, 50.0, 60.0))
-    a = canvas.view_state()
-    assert a.zoom == 4.0 and a.center_x == pytest.approx(50, abs=0.2) and a.center_y == pytest.approx(60, abs=0.2)
-    # Clearing the preview leaves the canvas alone; a new matte adopts the canvas view.
-    preview.set_image(None)
-    assert canvas.view_state() == a
-    # A preview computed at half size still lines up with the canvas.
-    preview.set_image(np.zeros((75, 100), np.float32), display_size=(200, 150))
-    assert preview.image_size().width() == 200 and preview.view_state().zoom == 4.0
-    assert abs(preview.view_state().center_x - a.center_x) <= 0.5 / 4
 
 
 # -- the Qt binding itself ---------------------------------------------------------------

@@ -17,6 +17,7 @@ import torch
 from PySide6.QtWidgets import QMainWindow, QMenu, QPushButton
 
 from dim_studio.gui import dialogs, weights_dialogs
+from dim_studio.gui.jobs import app_events
 from dim_studio.gui.weights_dialogs import WeightsActions, install_weights_menu
 from dim_studio.net import download as download_module
 from dim_studio.net import weights as weights_module
@@ -56,7 +57,9 @@ def window(qtbot, recorder):
     qtbot.addWidget(win)
     menu = QMenu("&Weights", win)
     win.menuBar().addMenu(menu)
-    install_weights_menu(win, menu, recorder.changed.append)
+    install_weights_menu(win, menu)
+    # Installs are announced application-wide; the recorder listens like any window would.
+    app_events().weightsChanged.connect(recorder.changed.append)
     win.weights_menu = menu
     return win
 

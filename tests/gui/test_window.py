@@ -177,7 +177,7 @@ def wait_preview_of_current_trimap(qtbot, window: MainWindow) -> None:
         return (
             result is not None
             and result.final
-            and window.preview.latest_id in window.preview.displayed_ids
+            and window.preview.displayed_id == window.preview.latest_id
             and np.array_equal(result.trimap, window.canvas.document.trimap)
         )
 
@@ -194,7 +194,7 @@ def test_preview_updates_after_stroke_off_the_gui_thread(make_window, scene, tes
     assert window.open_image(str(scene[0]), str(scene[1]))
     wait_preview_of_current_trimap(qtbot, window)
     first = window.preview_pane.alpha.copy()
-    shown_before = len(window.preview.displayed_ids)
+    shown_before = window.preview.displayed_count
 
     window.canvas.set_label(FOREGROUND)
     window.canvas.set_brush_size(8)
@@ -202,7 +202,7 @@ def test_preview_updates_after_stroke_off_the_gui_thread(make_window, scene, tes
     assert window.is_modified()
     wait_preview_of_current_trimap(qtbot, window)
 
-    assert len(window.preview.displayed_ids) > shown_before
+    assert window.preview.displayed_count > shown_before
     assert not np.array_equal(window.preview_pane.alpha, first)
     assert RecordingEngine.threads, "the engine never ran"
     assert threading.get_ident() not in RecordingEngine.threads, "matting ran on the GUI thread"
@@ -218,6 +218,8 @@ def test_stroke_during_preview_cancels_it_and_latest_wins(make_window, scene, te
     qtbot.waitUntil(SlowEngine.started.is_set, timeout=TIMEOUT)
     stale_id = window.preview.latest_id
     assert stale_id is not None
+    shown_ids: list[int] = []
+    window.preview.shown.connect(lambda request_id, _result: shown_ids.append(request_id))
 
     # Two strokes while the first preview is still running.
     window.canvas.set_label(FOREGROUND)
@@ -228,15 +230,15 @@ def test_stroke_during_preview_cancels_it_and_latest_wins(make_window, scene, te
     final_trimap = window.canvas.document.copy_trimap()
 
     wait_preview_of_current_trimap(qtbot, window)
-    qtbot.waitUntil(window.worker.is_idle, timeout=TIMEOUT)
+    qtbot.waitUntil(window.preview_lane.is_idle, timeout=TIMEOUT)
 
-    assert stale_id not in window.preview.displayed_ids, "a stale preview reached the screen"
+    assert stale_id not in shown_ids, "a stale preview reached the screen"
     assert SlowEngine.cancelled >= 1, "the running preview was not cancelled"
     image = read_image(scene[0])
     expected = create_engine("closed-form").estimate(image, final_trimap)
     np.testing.assert_array_equal(window.preview_pane.alpha, expected)
     # Everything displayed after the strokes belongs to the final trimap.
-    assert window.preview.displayed_ids[-1] == window.preview.latest_id
+    assert shown_ids[-1] == window.preview.latest_id == window.preview.displayed_id
     assert dlg.errors == []
 
 
@@ -265,12 +267,18 @@ def test_preview_modes_and_foreground_estimate(make_window, scene, qtbot, dlg):
     assert window.open_image(str(scene[0]), str(scene[1]))
     wait_preview_of_current_trimap(qtbot, window)
     assert window.preview_pane.displayed_pixels().ndim == 2  # alpha
+    alpha = window.preview_pane.alpha.copy()
     window.preview_pane.set_mode("color")
-    qtbot.waitUntil(lambda: window.preview_pane.foreground is not None, timeout=TIMEOUT)
+    # The new view is composed in the preview lane, never on the GUI thread.
+    qtbot.waitUntil(lambda: window.preview_pane.foreground is not None
+                    and window.preview_pane.displayed_pixels().ndim == 3, timeout=TIMEOUT)
     px = window.preview_pane.displayed_pixels()
     assert px.shape == (H, W, 3) and tuple(px[0, 0]) == (255, 255, 255)  # white background
     window.preview_pane.set_mode("checkerboard")
-    assert window.preview_pane.displayed_pixels().shape == (H, W, 4)
+    qtbot.waitUntil(lambda: window.preview_pane.displayed_pixels().shape == (H, W, 4), timeout=TIMEOUT)
+    # Only the view changed: the same matte, no new solve.
+    np.testing.assert_array_equal(window.preview_pane.alpha, alpha)
+    np.testing.assert_array_equal(window.preview_pane.displayed_pixels()[..., 3], np.round(alpha * 255).astype(np.uint8))
 
 
 def test_engine_failure_shows_a_dialog_and_the_window_keeps_working(make_window, scene, test_engines, qtbot, dlg):
@@ -327,7 +335,7 @@ def test_export_16_bit_alpha_equals_the_matte_command(make_window, scene, tmp_pa
 def test_export_can_be_cancelled(make_window, scene, tmp_path, test_engines, qtbot, dlg):
     window = make_window(engine="slow")
     assert window.open_image(str(scene[0]), str(scene[1]))
-    qtbot.waitUntil(window.worker.is_idle, timeout=TIMEOUT)
+    qtbot.waitUntil(window.export_lane.is_idle, timeout=TIMEOUT)
     SlowEngine.started.clear()
     dlg.export_options = dialogs.ExportOptions(str(tmp_path / "x.png"), None, None)
     window.export_dialog()
@@ -371,7 +379,8 @@ def test_autosave_is_offered_back_after_a_crash(qtbot, scene, tmp_path, dlg):
 
     qtbot.waitUntil(autosaved_final, timeout=TIMEOUT)
     # The "crash": the window goes away without closeEvent and its prompt.
-    crashed.worker.shutdown()
+    crashed.preview_lane.shutdown()
+    crashed.export_lane.shutdown()
     crashed.hide()
     crashed.deleteLater()
     QApplication.processEvents()
@@ -595,9 +604,11 @@ def test_settings_persist_across_windows(make_window, tmp_path, dlg):
 
 def test_dim_without_weights_is_disabled_with_instructions(qtbot, dlg, monkeypatch):
     from dim_studio.gui import main_window as mw
-    from dim_studio.gui.worker import Environment
+    from dim_studio.workflows.environment import Environment
+    from dim_studio.workflows.weights import WeightsStatus
 
-    env = Environment([("auto", "Auto"), ("cpu", "CPU")], None, "run `dim-studio weights download`")
+    env = Environment([("auto", "Auto"), ("cpu", "CPU")],
+                      WeightsStatus(None, "No weights found.", "run `dim-studio weights download`"))
     monkeypatch.setattr(mw, "probe_environment", lambda weights=None: env)
     window = MainWindow(probe=True)
     qtbot.addWidget(window)
@@ -640,5 +651,7 @@ def test_installed_weights_are_used(make_window, tmp_path, monkeypatch, dlg):
     window = make_window()
     probed = []
     monkeypatch.setattr(window, "refresh_environment", lambda: probed.append(window.weights))
-    window._on_weights_installed(tmp_path / "mine.safetensors")
+    from dim_studio.gui.jobs import announce_weights_changed
+
+    announce_weights_changed(tmp_path / "mine.safetensors")
     assert probed == [str(tmp_path / "mine.safetensors")]

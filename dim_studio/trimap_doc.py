@@ -1,8 +1,10 @@
 """The trimap being edited, and its undo history (no Qt here).
 
-The canvas paints into a :class:`TrimapDocument`; everything that changes the
-trimap goes through it so that every change is one undo step and listeners
-(the canvas overlay) learn which rectangle changed.
+The canvas (``gui/canvas.py``) paints into a :class:`TrimapDocument`;
+everything that changes the trimap goes through it so that every change is
+one undo step and listeners (the canvas overlay) learn which rectangle
+changed. It sits outside ``gui/`` because it needs no Qt: only ``gui/``
+imports Qt (README, "Layout"), and this model is used and tested headless.
 
 Coordinates
 -----------
@@ -299,8 +301,17 @@ class TrimapDocument:
             return True
         return self._state() != self._saved_state
 
-    def mark_saved(self) -> None:
-        self._saved_state = self._state()
+    def state(self) -> int:
+        """A token for the current point in history (equal tokens: equal trimaps)."""
+        return self._state()
+
+    def mark_saved(self, state: int | None = None) -> None:
+        """The trimap at ``state`` (default: now) is what the file on disk holds.
+
+        A save that encodes in the background passes the state it snapshotted,
+        so strokes painted meanwhile still count as unsaved.
+        """
+        self._saved_state = self._state() if state is None else state
 
     def _state(self) -> int:
         return self._undo[-1].serial if self._undo else self._base_state

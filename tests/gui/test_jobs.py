@@ -1,4 +1,4 @@
-"""The matting worker (latest wins, errors never escape) and the task runner."""
+"""Job lanes (latest wins, errors never escape), the task runner, and the preview job in a lane."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from dim_studio.errors import Cancelled, TrimapError
+from dim_studio.gui.jobs import JobLane, TaskRunner, announce_weights_changed
 from dim_studio.gui.preview import PreviewController, PreviewPane
-from dim_studio.gui.worker import (
-    EngineCache, JobError, MattingWorker, PreviewRequest, PreviewResult, TaskRunner,
-    describe_exception, run_preview,
-)
+from dim_studio.workflows.engine_choice import EngineChoice
+from dim_studio.workflows.jobs import EngineCache, JobError, describe_exception
+from dim_studio.workflows.preview import Display, PreviewMode, PreviewRequest, PreviewResult, run_preview
 
 TIMEOUT = 60_000  # ms; waits end as soon as the work does
 
@@ -31,7 +31,7 @@ def _scene_arrays(h=60, w=80):
 
 @pytest.fixture
 def worker(qtbot):
-    w = MattingWorker()
+    w = JobLane()
     yield w
     w.shutdown()
     assert w.join(10)
@@ -52,7 +52,7 @@ def _blocking_job(started: threading.Event, result: str):
 
 
 class Recorder:
-    def __init__(self, worker: MattingWorker) -> None:
+    def __init__(self, worker: JobLane) -> None:
         self.finished: dict[int, object] = {}
         self.failed: dict[int, JobError] = {}
         self.cancelled: list[int] = []
@@ -166,7 +166,7 @@ def test_progress_and_partial_reach_the_gui(worker, qtbot):
 
 
 def test_submit_after_shutdown_is_dropped(qtbot):
-    w = MattingWorker()
+    w = JobLane()
     w.shutdown()
     with qtbot.waitSignal(w.cancelled, timeout=TIMEOUT):
         w.submit(lambda ctx: 1)
@@ -182,7 +182,8 @@ def test_engine_cache_reuses_engines():
 
 def test_run_preview_with_foreground(worker, qtbot):
     img, tri = _scene_arrays()
-    request = PreviewRequest(img.astype(np.float32) / 255, tri, "closed-form", {}, "full", want_foreground=True)
+    request = PreviewRequest(img.astype(np.float32) / 255, tri, EngineChoice("closed-form", {}), "full",
+                             Display(PreviewMode.CHECKERBOARD))
     stages: list[PreviewResult] = []
     worker.partial.connect(lambda i, r: stages.append(r))
     worker.finished.connect(lambda i, r: stages.append(r))
@@ -192,6 +193,9 @@ def test_run_preview_with_foreground(worker, qtbot):
     assert stages[1].final and stages[1].foreground.shape == img.shape
     np.testing.assert_array_equal(stages[0].alpha, stages[1].alpha)
     assert stages[1].device_label == "CPU" and stages[1].scale == 1.0
+    # The display pixels are composed in the lane: RGBA with the alpha as the last channel.
+    assert stages[1].pixels.shape == (*tri.shape, 4)
+    np.testing.assert_array_equal(stages[1].pixels[..., 3], np.round(stages[1].alpha * 255).astype(np.uint8))
 
 
 def test_controller_drops_stale_results(worker, qtbot):
@@ -204,9 +208,9 @@ def test_controller_drops_stale_results(worker, qtbot):
     stale = PreviewResult(np.zeros(tri.shape, np.float32), None, tri, 1.0, tri.shape, 0.1, "x", "CPU", True)
     controller.latest_id = 7
     controller._on_result(6, stale)  # an older request finishing late
-    assert controller.displayed_ids == [] and pane.alpha is None
+    assert controller.displayed_id is None and pane.alpha is None
     controller._on_result(7, stale)
-    assert controller.displayed_ids == [7] and pane.alpha is not None
+    assert controller.displayed_id == 7 and pane.alpha is not None
 
 
 def test_task_runner_orders_tasks_and_reports_errors(qtbot):
@@ -225,3 +229,27 @@ def test_task_runner_orders_tasks_and_reports_errors(qtbot):
     runner.shutdown()
     assert runner.submit(lambda: 1).cancelled()
     runner.flush()
+
+
+def test_lanes_run_side_by_side_so_a_preview_never_waits_behind_a_long_job(qtbot):
+    long_lane, preview_lane = JobLane(name="export"), JobLane(name="preview")
+    try:
+        started, release = threading.Event(), threading.Event()
+        long_lane.submit(lambda ctx: (started.set(), release.wait(30))[1], supersedable=False)
+        qtbot.waitUntil(started.is_set, timeout=TIMEOUT)
+        with qtbot.waitSignal(preview_lane.finished, timeout=5000) as blocker:
+            preview_lane.submit(lambda ctx: "preview")
+        assert blocker.args[1] == "preview" and not long_lane.is_idle()
+    finally:
+        release.set()
+        for lane in (long_lane, preview_lane):
+            lane.shutdown()
+            assert lane.join(10)
+
+
+def test_weights_changed_clears_every_lanes_engines(worker, qtbot):
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT):
+        worker.submit(lambda ctx: ctx.engines.get("closed-form"))
+    assert len(worker.engines) == 1
+    announce_weights_changed(None)
+    assert len(worker.engines) == 0

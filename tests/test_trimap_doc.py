@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dim_studio.errors import TrimapError
-from dim_studio.gui.trimap_doc import MIN_BRUSH_RADIUS, TrimapDocument
+from dim_studio.trimap_doc import MIN_BRUSH_RADIUS, TrimapDocument
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
 
 TIE = 1e-6
@@ -374,7 +374,7 @@ def test_document_module_does_not_import_qt():
     root = str(Path(dim_studio.__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     code = (
-        "import sys, dim_studio.gui.trimap_doc; "
+        "import sys, dim_studio.trimap_doc; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6')]; "
         "assert not bad, bad"
     )

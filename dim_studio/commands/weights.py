@@ -73,43 +73,39 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .importers import import_weights
-    from .model import DIMConfig
-    from .weights import user_data_dir
+    from ..net.model import DIMConfig
+    from ..workflows.weights import install_weights
 
     config = None
     if args.conv6 is not None or args.no_refine:
         config = DIMConfig(conv6=args.conv6 or "1x1", refine=not args.no_refine)
-    output = args.output or user_data_dir() / (Path(args.src).stem + ".safetensors")
-    if output.suffix != ".safetensors":
-        output = output.with_name(output.name + ".safetensors")
-    info = import_weights(args.src, output, source=args.source, config=config)
-    print(f"Wrote {output}")
-    print(info.describe())
+    installed = install_weights(args.src, args.output, source=args.source, config=config)
+    print(f"Wrote {installed.path}")
+    print(installed.summary)
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from dim_studio.errors import WeightsError
-
-    from .weights import find_weights, how_to_get_weights, read_weights_info, weights_search_locations
+    from ..errors import WeightsError
+    from ..workflows.weights import weights_status
 
     path = args.file
     if path is None:
-        path = find_weights()
-        if path is None:
-            places = "\n".join(f"  {label}: {p}" for label, p in weights_search_locations())
-            raise WeightsError(f"no weights found. Looked in:\n{places}\n{how_to_get_weights()}")
+        status = weights_status()
+        if status.path is None:
+            raise WeightsError(status.explain())
+        path = status.path
         print(f"Weights the app would use: {path}")
+    from ..net.weights import read_weights_info
+
     print(read_weights_info(path).describe())
     return 0
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .download import download_checkpoint
-    from .weights import read_weights_info
+    from ..workflows.weights import download_weights
 
-    path = download_checkpoint(args.name, url=args.url, dest_dir=args.dest, progress_bar=True)
-    print(f"Installed {path}")
-    print(read_weights_info(path).describe())
+    installed = download_weights(args.name, url=args.url, dest_dir=args.dest, progress_bar=True)
+    print(f"Installed {installed.path}")
+    print(installed.summary)
     return 0

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .compose import FOREGROUND_MARGIN, estimate_foreground
-from .engines import Engine
-from .engines.base import CancelFn, ProgressFn, check_cancel
-from .errors import DimStudioError
-from .trimap import BACKGROUND, FOREGROUND, UNKNOWN, Box, force_known, unknown_bbox
+from ..compose import FOREGROUND_MARGIN, estimate_foreground
+from ..engines import Engine
+from ..engines.base import CancelFn, ProgressFn, check_cancel
+from ..errors import DimStudioError
+from ..trimap import BACKGROUND, FOREGROUND, UNKNOWN, Box, force_known, unknown_bbox
 
 # The choices of View > Preview resolution, in menu order.
 AUTO = "auto"

@@ -1,0 +1,65 @@
+"""Atomic file writes: the one helper every writer uses (images, weights, reports, autosaves).
+
+DESIGN section 3: a write goes to a temporary file in the target folder and is
+moved into place with ``os.replace``, so an interrupted or failed write never
+leaves a half-written output and never damages the file it would replace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from .errors import DimStudioError, ImageWriteError
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str | os.PathLike[str], error: type[DimStudioError] = ImageWriteError
+) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it into place on success.
+
+    On any exception the temporary file is removed and the target untouched.
+    A folder that cannot be created or written raises ``error`` with the
+    target's name, so each caller keeps its own error class.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder
+        )
+    except OSError as exc:
+        raise error(f"{target}: cannot write ({exc.strerror or exc})") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    # mkstemp creates files readable by their owner only; outputs should get
+    # the permissions any new file of this user would have.
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def atomic_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str],
+                error: type[DimStudioError] = ImageWriteError) -> Path:
+    """Copy ``src`` to ``dst`` atomically; returns ``dst``."""
+    import shutil
+
+    target = Path(dst)
+    try:
+        with atomic_output(target, error) as tmp:
+            shutil.copyfile(src, tmp)
+    except OSError as exc:
+        raise error(f"{target}: cannot write ({exc.strerror or exc})") from None
+    return target

@@ -1,0 +1,188 @@
+"""The live-preview job: alpha (maybe downscaled), foreground colours, and the pixels to display.
+
+Everything whose cost grows with the photo happens here, in the job, never on
+the GUI thread: the engine's solve, the foreground estimate, and composing the
+display pixels for the chosen preview mode (a cutout over a colour or a photo
+is a full-frame blend). The GUI only converts the finished pixels to an image
+and paints them. Composing reuses ``export.composite``, so the preview looks
+like what export writes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from ..export import Background, composite
+from .engine_choice import EngineChoice
+from .jobs import JobContext
+from .preview_scale import (
+    auto_pixel_budget, choose_scale, estimate_alpha_scaled, estimate_foreground_scaled,
+)
+
+
+class PreviewMode(str, Enum):
+    """What the preview pane shows."""
+
+    ALPHA = "alpha"
+    CHECKERBOARD = "checkerboard"
+    COLOR = "color"
+    IMAGE = "image"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def label(self) -> str:
+        return _MODE_LABELS[self]
+
+    @property
+    def needs_foreground(self) -> bool:
+        """Cutout modes show estimated foreground colours, which the job computes."""
+        return self is not PreviewMode.ALPHA
+
+
+_MODE_LABELS = {
+    PreviewMode.ALPHA: "Alpha",
+    PreviewMode.CHECKERBOARD: "Cutout on checkerboard",
+    PreviewMode.COLOR: "Cutout on colour",
+    PreviewMode.IMAGE: "Cutout on image",
+}
+
+
+@dataclass(frozen=True)
+class Display:
+    """How to show a matte: the mode, the colour for COLOR, the photo for IMAGE (same size, or None)."""
+
+    mode: PreviewMode = PreviewMode.ALPHA
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    background: np.ndarray | None = field(default=None, compare=False)
+
+
+def compose_preview(
+    image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray | None, display: Display
+) -> np.ndarray:
+    """uint8 display pixels for a mode.
+
+    ALPHA: (H, W) grey. CHECKERBOARD: (H, W, 4) straight RGBA, which the view
+    draws over its own checkerboard (squares of constant screen size, as in
+    every image editor). COLOR / IMAGE: (H, W, 3), composed by
+    ``export.composite`` exactly as an exported composite. Until the
+    foreground estimate arrives the photo stands in for it, so the cutout
+    appears at once and its edge colours clean up a moment later.
+    """
+    mode = PreviewMode(display.mode)
+    if mode is PreviewMode.ALPHA:
+        return np.round(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8)
+    fg = foreground if foreground is not None else image
+    if mode is PreviewMode.CHECKERBOARD:
+        rgba = np.dstack([fg, alpha])
+        return np.round(np.clip(rgba, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if mode is PreviewMode.IMAGE and display.background is not None:
+        bg = Background(image=display.background)
+    else:
+        bg = Background(color=display.color)
+    out = composite(fg, alpha, bg)
+    return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    """A snapshot of everything a preview needs; the arrays are never mutated after."""
+
+    image: np.ndarray
+    trimap: np.ndarray
+    engine: EngineChoice
+    resolution: str = "auto"
+    display: Display = Display()
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    alpha: np.ndarray
+    foreground: np.ndarray | None
+    trimap: np.ndarray           # the trimap this alpha belongs to
+    scale: float
+    work_size: tuple[int, int]   # (height, width) the engine solved
+    seconds: float               # alpha (and foreground, when final) compute time
+    engine_label: str
+    device_label: str
+    final: bool                  # False for the alpha-only stage before the foreground
+    display: Display = Display()
+    pixels: np.ndarray | None = None  # compose_preview(...) for ``display``
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # front-end payload (e.g. a QImage)
+
+
+def device_label(engine: Any) -> str:
+    """'CUDA (NVIDIA H100 ...)', 'MPS (Apple GPU)', 'CPU (8 threads)'; plain 'CPU' for classical engines."""
+    device = getattr(engine, "device", None)
+    if device is None:
+        return "CPU"
+    try:
+        from ..engines.device import describe_device
+
+        return describe_device(str(device))
+    except Exception:  # noqa: BLE001 - a label is never worth a crash
+        return str(device).split(":")[0].upper()
+
+
+def run_preview(ctx: JobContext, request: PreviewRequest) -> PreviewResult:
+    """Alpha (maybe downscaled), then, if the mode shows a cutout, the foreground colours.
+
+    With a cutout mode the alpha-only stage is handed to ``ctx.partial`` first
+    (with the photo standing in for the foreground), so the matte appears
+    before the slower foreground estimate.
+    """
+    engine = ctx.engines.get(request.engine.name, request.engine.options)
+    device = getattr(engine, "device", None)
+    budget = auto_pixel_budget(request.engine.name, None if device is None else str(device))
+    scale = choose_scale(request.trimap, request.resolution, budget, engine.context_margin)
+    start = time.perf_counter()
+    scaled = estimate_alpha_scaled(
+        engine, request.image, request.trimap, scale, progress=ctx.progress, cancel=ctx.cancelled
+    )
+    display = request.display
+    want_foreground = PreviewMode(display.mode).needs_foreground
+    result = PreviewResult(
+        scaled.alpha, None, request.trimap, scaled.scale, scaled.work_size,
+        time.perf_counter() - start, engine.describe(), device_label(engine),
+        final=not want_foreground, display=display,
+        pixels=compose_preview(request.image, scaled.alpha, None, display),
+    )
+    if not want_foreground:
+        return result
+    ctx.partial(result)
+    return redisplay(ctx, request.image, result, display, started=start)
+
+
+def redisplay(
+    ctx: JobContext, image: np.ndarray, result: PreviewResult, display: Display,
+    *, started: float | None = None,
+) -> PreviewResult:
+    """``result`` shown another way: the foreground when the new mode needs it and it is missing, then the pixels.
+
+    ``started`` is when the alpha's computation began (the seconds then count
+    both); without it the foreground's time is added to the result's.
+    """
+    start = time.perf_counter()
+    foreground = result.foreground
+    if foreground is None and PreviewMode(display.mode).needs_foreground:
+        foreground = estimate_foreground_scaled(image, result.alpha, result.scale, cancel=ctx.cancelled)
+    seconds = (
+        time.perf_counter() - started if started is not None
+        else result.seconds + (time.perf_counter() - start if foreground is not result.foreground else 0.0)
+    )
+    return replace(
+        result, foreground=foreground, display=display, final=True, seconds=seconds,
+        pixels=compose_preview(image, result.alpha, foreground, display),
+    )
+
+
+__all__ = [
+    "Display", "PreviewMode", "PreviewRequest", "PreviewResult", "compose_preview", "device_label",
+    "redisplay", "run_preview",
+]

@@ -1,0 +1,157 @@
+"""Network weights as the user meets them: which file is used (or exactly why none), installing, downloading.
+
+Both front ends call these: ``dim-studio weights import|download|info`` and
+the window's Weights menu, the toolbar's engine list and the batch dialog.
+Everything that needs torch imports it inside the function, so asking for
+the status of a missing torch install gives an answer, not an ImportError.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import DimStudioError, WeightsError
+from ..paths import user_data_dir
+
+NO_TORCH_HELP = (
+    "The dim engine needs torch, which is not installed in this environment. "
+    "The classical engines (closed-form, lkm, knn) need no weights."
+)
+
+
+@dataclass(frozen=True)
+class WeightsStatus:
+    """The weights the dim engine would use, or exactly why there are none and how to get some."""
+
+    path: Path | None
+    problem: str = ""  # a named file that is missing, a folder with no weights, no torch
+    help: str = ""     # how to get weights, with this machine's folders
+    searched: tuple[tuple[str, Path], ...] = field(default_factory=tuple)
+
+    @property
+    def found(self) -> bool:
+        return self.path is not None
+
+    def explain(self) -> str:
+        """Why there are no weights, where we looked, and the fix: one paragraph for a dialog or the CLI."""
+        if self.path is not None:
+            return f"The dim engine uses {self.path}."
+        lines = [self.problem or "No weights found for the dim engine."]
+        if self.searched:
+            lines.append("Looked in:")
+            lines.extend(f"  {label}: {place}" for label, place in self.searched)
+        if self.help:
+            lines.append(self.help)
+        return "\n".join(lines)
+
+
+def weights_status(explicit: str | os.PathLike[str] | None = None) -> WeightsStatus:
+    """Search for weights in DESIGN section 6's order; never raises for a missing file.
+
+    Imports torch (the weights module needs it): call it off the GUI thread.
+    """
+    try:
+        from ..net.weights import find_weights, how_to_get_weights, weights_search_locations
+    except ImportError:
+        return WeightsStatus(None, NO_TORCH_HELP, NO_TORCH_HELP)
+    searched = tuple(weights_search_locations(explicit))
+    try:
+        path = find_weights(explicit)
+    except DimStudioError as exc:
+        return WeightsStatus(None, str(exc), how_to_get_weights(), searched)
+    return WeightsStatus(path, "" if path else "No weights found for the dim engine.", how_to_get_weights(), searched)
+
+
+@dataclass(frozen=True)
+class InstalledWeights:
+    """A weights file now in place, with its summary (``WeightsInfo.describe``)."""
+
+    path: Path
+    summary: str
+
+
+def install_target(src: str | os.PathLike[str], dest_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where installing ``src`` puts it: ``<user data folder>/<stem>.safetensors``."""
+    folder = Path(dest_dir) if dest_dir is not None else user_data_dir()
+    return folder / f"{Path(src).stem}.safetensors"
+
+
+def install_weights(
+    src: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    source: str | None = None,
+    config: object | None = None,
+) -> InstalledWeights:
+    """Convert a checkpoint (or check a DIM Studio weights file) and install it at ``output``.
+
+    ``output`` defaults to ``install_target(src)``. A checkpoint is converted
+    by ``net.importers.import_weights``; a ``.safetensors`` file already in
+    DIM Studio's format is loaded once (every key and shape is checked) and
+    copied. Either way the file appears whole or not at all.
+    """
+    from ..atomic import atomic_copy
+    from ..net.importers import import_weights
+    from ..net.weights import describe_format, load_weights, read_weights_info
+
+    src_path = Path(src)
+    if not src_path.is_file():
+        raise WeightsError(f"{src_path} does not exist")
+    dst = Path(output) if output is not None else install_target(src_path)
+    if dst.suffix != ".safetensors":
+        dst = dst.with_name(dst.name + ".safetensors")
+    if source is None and config is None and describe_format(src_path) == "safetensors":
+        load_weights(src_path)
+        if src_path.resolve() != dst.resolve():
+            atomic_copy(src_path, dst, WeightsError)
+    else:
+        import_weights(src_path, dst, source=source, config=config)  # type: ignore[arg-type]
+    return InstalledWeights(dst, read_weights_info(dst).describe())
+
+
+def download_weights(
+    name: str,
+    *,
+    url: str | None = None,
+    dest_dir: str | os.PathLike[str] | None = None,
+    progress: Callable[[float], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    progress_bar: bool = False,
+) -> InstalledWeights:
+    """Download, verify, convert and install published weights (resumes a partial download)."""
+    from ..net.download import download_checkpoint
+    from ..net.weights import read_weights_info
+
+    path = download_checkpoint(
+        name, url=url, dest_dir=dest_dir, progress=progress, cancel=cancel, progress_bar=progress_bar
+    )
+    return InstalledWeights(path, read_weights_info(path).describe())
+
+
+def download_target(name: str, dest_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where ``download_weights(name)`` installs its file."""
+    from ..net.download import KNOWN_DOWNLOADS
+
+    if name not in KNOWN_DOWNLOADS:
+        raise WeightsError(f"unknown download {name!r}; available: {', '.join(KNOWN_DOWNLOADS)}")
+    folder = Path(dest_dir) if dest_dir is not None else user_data_dir()
+    return folder / KNOWN_DOWNLOADS[name].install_as
+
+
+def describe_weights(path: str | os.PathLike[str]) -> str:
+    """A weights file's summary, or why it cannot be read (never raises: a summary is never worth an error box)."""
+    try:
+        from ..net.weights import read_weights_info
+
+        return read_weights_info(path).describe()
+    except Exception as exc:  # noqa: BLE001 - see above
+        return str(exc)
+
+
+__all__ = [
+    "InstalledWeights", "WeightsStatus", "describe_weights", "download_target", "download_weights",
+    "install_target", "install_weights", "weights_status",
+]
