@@ -1,6 +1,6 @@
 """Atomic file writes: the one helper every writer uses (images, weights, reports, autosaves).
 
-DESIGN section 3: a write goes to a temporary file in the target folder and is
+A write goes to a temporary file in the target folder and is
 moved into place with ``os.replace``, so an interrupted or failed write never
 leaves a half-written output and never damages the file it would replace.
 """

@@ -1,6 +1,6 @@
 """Compositing: foreground colours, cutouts, backgrounds and checkerboards.
 
-All functions take and return float images in [0, 1] (DESIGN section 3):
+All functions take and return float images in [0, 1]:
 RGB ``(H, W, 3)``, alpha ``(H, W)``. The composite of a foreground F over a
 background B is ``alpha * F + (1 - alpha) * B``.
 

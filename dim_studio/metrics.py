@@ -33,7 +33,7 @@ __all__ = [
     "evaluate",
 ]
 
-UNKNOWN = 128  # trimap value of the unknown band (DESIGN section 3)
+UNKNOWN = 128  # trimap value of the unknown band
 
 
 # --------------------------------------------------------------------------

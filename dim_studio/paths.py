@@ -1,6 +1,6 @@
 """Per-user folders of DIM Studio (Qt-free).
 
-Two environment variables override the platform defaults, so tests and
+Environment variables override the platform defaults, so tests and
 portable installs never touch a real home folder:
 
 - ``DIM_STUDIO_DATA_DIR``: data the program creates (weights downloads,

@@ -1,4 +1,4 @@
-"""Reading and writing images, trimaps and alphas (DESIGN section 3)."""
+"""Reading and writing images, trimaps and alphas."""
 
 from __future__ import annotations
 

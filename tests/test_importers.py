@@ -1,7 +1,7 @@
 """Importers: OpenMMLab DIM, torchvision VGG-16, the seed's npz, and refusing unsafe checkpoints.
 
 The synthetic checkpoints use exactly the published key names and shapes
-(DESIGN section 5), filled with random numbers; each is built once per module.
+(model/README.md), filled with random numbers; each is built once per module.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def test_conv6_options_and_parameter_counts(config, conv6_shape, deconv6_shape, 
     sd = m.state_dict()
     assert list(sd["encoder.conv6.weight"].shape) == conv6_shape
     assert list(sd["decoder.deconv6_1.weight"].shape) == deconv6_shape
-    # DESIGN section 5 shapes (the OpenMMLab layout)
+    # The layer shapes of the OpenMMLab layout (model/README.md)
     assert list(sd["encoder.conv1_1.weight"].shape) == [64, 4, 3, 3]
     assert list(sd["decoder.deconv5_1.weight"].shape) == [512, 512, 5, 5]
     assert list(sd["decoder.deconv4_1.weight"].shape) == [256, 512, 5, 5]

@@ -362,7 +362,7 @@ def test_set_trimap_resets_history():
 
 
 def test_document_module_does_not_import_qt():
-    # The data model must stay usable headless (DESIGN section 2): check it in
+    # The data model must stay usable headless (docs/ARCHITECTURE.md): check it in
     # a fresh interpreter, since this one has Qt loaded by the canvas tests.
     import os
     import subprocess

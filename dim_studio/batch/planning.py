@@ -21,10 +21,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from ..enums import TextEnum
 from ..errors import DimStudioError
 from ..images import IMAGE_SUFFIXES
 from ..pairing import (
@@ -41,7 +41,7 @@ REPORT_NAME = "dim-studio-report.json"
 OUTPUT_KINDS = ("alpha", "cutout", "composite")
 
 
-class PlanStatus(str, Enum):
+class PlanStatus(TextEnum):
     """What a run will do with one photo (``BatchItem.status``)."""
 
     TODO = "todo"
@@ -50,20 +50,14 @@ class PlanStatus(str, Enum):
     INVALID = "invalid"  # its outputs would clash: reported as failed
     KEPT = "kept"  # retry_failed: an entry of the previous report left as it was
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class FileStatus(str, Enum):
+class FileStatus(TextEnum):
     """What happened to one photo: the report's lists (``FileResult.status``)."""
 
     DONE = "done"
     FAILED = "failed"
     SKIPPED = "skipped"
     NOT_PROCESSED = "not-processed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: status -> the report's key for the list of files with that status

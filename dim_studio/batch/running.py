@@ -21,12 +21,12 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..enums import TextEnum
 from .. import __version__
 from ..atomic import atomic_output
 from ..engines.base import Engine
@@ -39,7 +39,7 @@ from .planning import REPORT_LISTS, BatchItem, BatchPlan, FileStatus, PlanStatus
 __all__ = ["BatchEvent", "BatchEventKind", "BatchReport", "FileResult", "RunStatus", "run_batch"]
 
 
-class BatchEventKind(str, Enum):
+class BatchEventKind(TextEnum):
     """What a ``BatchEvent`` reports."""
 
     START = "start"
@@ -51,19 +51,13 @@ class BatchEventKind(str, Enum):
     FILE_NOT_PROCESSED = "file-not-processed"
     FINISHED = "finished"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class RunStatus(str, Enum):
+class RunStatus(TextEnum):
     """How a run ended (``BatchReport.status``, the report's "status")."""
 
     COMPLETED = "completed"
     INTERRUPTED = "interrupted"  # stop() or Ctrl-C: the current file was finished
     CANCELLED = "cancelled"  # cancel(): the current file was abandoned
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The Deep Image Matting engine: the DIM network behind the common interface.
 
-What it does with a photo (DESIGN sections 4, 5 and 7):
+What it does with a photo (model/README.md describes the network):
 
 1. The base class cuts out the unknown region's bounding box plus
    ``context_margin`` pixels (default 192, see below) and forces known pixels

@@ -1,4 +1,4 @@
-"""The batch dialog: matte a whole folder from the GUI (DESIGN section 1, job 2).
+"""The batch dialog: matte a whole folder from the GUI (README: "dim-studio batch").
 
 It is a front end to the same job as ``dim-studio batch``
 (``workflows.batch``: ``plan_request`` then ``run_planned``, here as one
@@ -6,7 +6,7 @@ It is a front end to the same job as ``dim-studio batch``
 finished work, retry failures, refuse an unwritable output folder and write
 ``dim-studio-report.json`` identically.
 
-Threading (DESIGN section 9: the GUI never freezes):
+Threading (the GUI never freezes; docs/ARCHITECTURE.md):
 
 - Planning (listing and sniffing a possibly large folder), creating the engine
   (``dim`` loads a network) and the run itself all happen in the dialog's own

@@ -5,7 +5,7 @@ What happens where:
 - ``TrimapCanvas`` (canvas.py) paints; every finished edit emits
   ``trimapEdited``. The window then (a) schedules a preview through
   ``PreviewController`` (150 ms debounce, latest wins, matting in the
-  worker thread) and (b) schedules an autosave (1 s debounce, written by a
+  preview lane) and (b) schedules an autosave (1 s debounce, written by a
   background task runner).
 - A photo opened without a trimap starts **all background**: nothing is
   computed and nothing is wrong until the user says where the subject is.
@@ -14,7 +14,7 @@ What happens where:
   parts of the subject as foreground (1). Starting all-unknown instead would
   launch a whole-photo solve at once, slow and meaningless.
 - Export computes the alpha at full resolution with the selected engine in
-  the worker and writes with ``export.write_outputs``: the files equal those
+  the export lane and writes with ``export.write_outputs``: the files equal those
   of ``dim-studio matte`` for the same inputs.
 - Every error goes through ``dialogs.show_error``; nothing raised by a file
   or a job ends the program.
@@ -245,7 +245,7 @@ class MainWindow(QMainWindow):
                                env.weights.explain() + "\n\nUsing closed-form meanwhile.")
             self.set_engine("closed-form")
         elif env.weights.path is not None and not self.ui.engine_was_chosen:
-            self.set_engine("dim")  # DESIGN: dim is the default when weights exist
+            self.set_engine("dim")  # dim is the default when weights exist
         self.environmentReady.emit(env)
 
     # -- files ----------------------------------------------------------------------

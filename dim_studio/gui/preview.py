@@ -3,7 +3,7 @@
 It sits beside the canvas and shows the same part of the photo at the same
 zoom (the canvas's ``ImageView.link_view`` keeps the two in step, either one
 can drive). The pane only displays; ``PreviewController`` decides when to
-recompute and which result may be shown, and the matting worker computes.
+recompute and which result may be shown, and the preview lane computes.
 Composing for display reuses ``dim_studio.export.composite``, so the preview
 looks like what export writes.
 """

@@ -15,7 +15,7 @@ Format: safetensors, with one metadata entry ``dim_studio`` holding JSON:
       "created": "2024-01-01T00:00:00Z"
     }
 
-Search order (DESIGN section 6): an explicit path, ``DIM_STUDIO_WEIGHTS``, the
+Search order (README, "dim-studio weights"): an explicit path, ``DIM_STUDIO_WEIGHTS``, the
 user data folder, then ``model/`` beside the package.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import time
 import zipfile
 from collections.abc import Mapping
@@ -35,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dim_studio.atomic import atomic_output
 from dim_studio.errors import WeightsError
 from dim_studio.paths import DATA_DIR_ENV, model_dir, user_data_dir
 
@@ -357,7 +357,7 @@ def save_weights(
     model: nn.Module,
     metadata: Mapping[str, Any] | WeightsInfo | None = None,
 ) -> WeightsInfo:
-    """Write ``model`` to ``path`` atomically (temp file in the folder + os.replace).
+    """Write ``model`` to ``path`` atomically (``atomic.atomic_output``).
 
     ``metadata`` may hold "normalization", "provenance" and "metrics" (a dict or
     a WeightsInfo); the architecture comes from ``model.config``.
@@ -392,20 +392,9 @@ def save_weights(
         raise WeightsError(f"weights metadata must be plain JSON values ({e})") from e
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     info.parameter_count = sum(t.numel() for t in tensors.values())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={METADATA_KEY: blob, "format": "pt"})
-        try:
-            # mkstemp makes the file private (0600); a weights file is ordinary data.
-            os.chmod(tmp, 0o644)
-        except OSError:
-            pass
-        os.replace(tmp, path)
+        with atomic_output(path, WeightsError) as tmp:
+            save_file(tensors, str(tmp), metadata={METADATA_KEY: blob, "format": "pt"})
     except OSError as e:
         raise WeightsError(f"cannot write {path}: {e.strerror or e}") from e
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return info

@@ -8,12 +8,12 @@ identically:
 1. ``plan_request``: ``batch.plan_batch``, then ``check_output_folder`` (the
    output folder must be writable before anything is matted, so a run never
    spends minutes on a photo it cannot save);
-2. the engine (the GUI through its worker's ``EngineCache``, the CLI creates
+2. the engine (the GUI through its lane's ``EngineCache``, the CLI creates
    its own before installing its Ctrl-C handler);
 3. ``run_planned``: ``batch.run_batch`` with the request's settings, its
    events forwarded to ``ctx.partial`` (per-file progress thinned out).
 
-``run_batch_job`` is all three as one job (what the GUI's worker runs); it
+``run_batch_job`` is all three as one job (what the batch dialog's lane runs); it
 also reports ``BatchPhase`` and ``BatchPlanned`` through ``ctx.partial`` so a
 front end can show what is going on before the first file starts.
 """

@@ -1,8 +1,8 @@
 """From what the user chose (engine, weights, device) to an engine name and its options.
 
-The command line's ``--engine/--weights/--device``, the window's toolbar and
-the batch dialog all go through ``choose_engine``, so the same choices build
-the same engine everywhere.
+The command line's ``--engine/--weights/--device`` and the window's toolbar go
+through ``choose_engine``, the batch dialog (whose engine list is its own)
+through ``engine_options``: the same choices build the same engine everywhere.
 """
 
 from __future__ import annotations

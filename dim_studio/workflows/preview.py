@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from typing import Any
 
 import numpy as np
 
+from ..enums import TextEnum
 from ..export import Background, composite
 from .engine_choice import EngineChoice
 from .jobs import JobContext
@@ -25,16 +25,13 @@ from .preview_scale import (
 )
 
 
-class PreviewMode(str, Enum):
+class PreviewMode(TextEnum):
     """What the preview pane shows."""
 
     ALPHA = "alpha"
     CHECKERBOARD = "checkerboard"
     COLOR = "color"
     IMAGE = "image"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def label(self) -> str:

@@ -49,7 +49,7 @@ class WeightsStatus:
 
 
 def weights_status(explicit: str | os.PathLike[str] | None = None) -> WeightsStatus:
-    """Search for weights in DESIGN section 6's order; never raises for a missing file.
+    """Search for weights in the documented order (README, "dim-studio weights"); never raises for a missing file.
 
     Imports torch (the weights module needs it): call it off the GUI thread.
     """
