@@ -140,6 +140,8 @@ class MainWindow(QMainWindow):
         self.export_lane = JobLane(self, "export")
         self.tasks = TaskRunner(self)
         self._saving = False
+        self._hint_key: tuple[object, int] | None = None  # (document, history state) of _hint
+        self._hint = ""
         self.ui = WindowUi(self)
         self.canvas = self.ui.canvas
         self.preview_pane = self.ui.preview
@@ -358,6 +360,8 @@ class MainWindow(QMainWindow):
             error = self._wait_for_task(lambda: write_trimap(path, snapshot))
         finally:
             self._saving = False
+        self._hint_key: tuple[object, int] | None = None  # (document, history state) of _hint
+        self._hint = ""
         if error is not None:
             dialogs.show_error(self, "Cannot save trimap", error.message)
             return False
@@ -511,19 +515,29 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name}{trimap}[*] — {APP_NAME}")
         self.setWindowModified(self.is_modified())
 
+    def _current_hint(self) -> str:
+        """``quick_start_hint`` of the document, computed once per point in its history:
+        it scans the whole trimap, which on a 24 MP photo is tens of milliseconds."""
+        if self.image is None:
+            return quick_start_hint(None)
+        doc = self.canvas.document
+        key = (doc, doc.state())
+        if self._hint_key is None or self._hint_key[0] is not key[0] or self._hint_key[1] != key[1]:
+            self._hint_key, self._hint = key, quick_start_hint(doc.trimap)
+        return self._hint
+
     def _update_hint(self) -> None:
-        hint = quick_start_hint(self.canvas.document.trimap if self.image is not None else None)
-        self.ui.set_hint(hint)
+        self.ui.set_hint(self._current_hint())
 
     # -- preview -----------------------------------------------------------------------
 
     def _make_preview_request(self) -> PreviewRequest | str | None:
         if self.image is None:
             return None
-        trimap = self.canvas.document.copy_trimap()
-        hint = quick_start_hint(trimap)
+        hint = self._current_hint()
         if hint:
             return hint
+        trimap = self.canvas.document.copy_trimap()
         return PreviewRequest(
             self.image, trimap, self.engine_choice(),
             resolution=self.ui.preview_resolution(), display=self.preview_pane.display(),
