@@ -33,6 +33,7 @@ import numpy as np
 
 from dim_studio.errors import TrimapError
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN, Box
+from dim_studio.trimap_mirror import Patch, TrimapMirror, TrimapSnapshot
 
 __all__ = [
     "DEFAULT_UNDO_LIMIT_BYTES",
@@ -43,6 +44,7 @@ __all__ = [
     "UndoItem",
     "capsule_spans",
 ]
+
 
 Point = tuple[float, float]
 Listener = Callable[[Box, bool], None]
@@ -58,6 +60,11 @@ MIN_BRUSH_RADIUS = math.sqrt(0.5) + 1e-6
 # Pre-stroke backups are kept per tile: memory stays bounded by one copy of
 # the image however long the stroke or big the brush.
 _TILE = 256
+
+
+def _label_counts(values: np.ndarray) -> np.ndarray:
+    """Pixels of each of LABELS in ``values``; cost follows the size of ``values``."""
+    return np.array([np.count_nonzero(values == label) for label in LABELS], np.int64)
 
 # True for the three legal label values, indexed by grey level.
 _VALID = np.zeros(256, dtype=bool)
@@ -256,6 +263,8 @@ class TrimapDocument:
         self._listeners: list[Listener] = []
         self._stroke_tiles: dict[tuple[int, int], np.ndarray] | None = None
         self._stroke_box: Box | None = None
+        self._mirror = TrimapMirror(self._t.copy())
+        self._counts = np.zeros(len(LABELS), np.int64)  # pixels of each of LABELS, as of the last finished edit
         if trimap is not None:
             self.set_trimap(trimap)
 
@@ -276,6 +285,18 @@ class TrimapDocument:
     def copy_trimap(self) -> np.ndarray:
         """An independent copy, safe to give to a worker thread."""
         return self._t.copy()
+
+    def snapshot(self) -> TrimapSnapshot:
+        """The trimap as of the last finished edit, for a worker thread to copy out.
+
+        Costs nothing here, whatever the photo's size: the copy happens in
+        ``TrimapSnapshot.materialize()``, in the thread that needs the pixels.
+        """
+        return self._mirror.snapshot()
+
+    def labels_present(self) -> frozenset[int]:
+        """The labels with at least one pixel, as of the last finished edit (no scan of the trimap)."""
+        return frozenset(label for label, count in zip(LABELS, self._counts) if count > 0)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -374,6 +395,7 @@ class TrimapDocument:
             return None
         item = self._undo.pop()
         self._t[item.box.slices] = item.old
+        self._record(item.box, item.new, item.old)
         self._redo.append(item)
         self._notify(item.box, True)
         return item.box
@@ -384,6 +406,7 @@ class TrimapDocument:
             return None
         item = self._redo.pop()
         self._t[item.box.slices] = item.new
+        self._record(item.box, item.old, item.new)
         self._undo.append(item)
         self._notify(item.box, True)
         return item.box
@@ -394,7 +417,13 @@ class TrimapDocument:
         self._serial += 1
         self._base_state = self._serial
 
+    def _record(self, box: Box, before: np.ndarray, after: np.ndarray) -> None:
+        """A finished change of ``box``: keep the label counts and the snapshot mirror in step."""
+        self._counts += _label_counts(after) - _label_counts(before)
+        self._mirror.record(Patch(box, before, after))
+
     def _push(self, box: Box, old: np.ndarray, new: np.ndarray, description: str) -> None:
+        self._record(box, old, new)
         self._serial += 1
         self._undo.append(UndoItem(box, old, new, description, self._serial))
         self._redo.clear()
@@ -432,6 +461,8 @@ class TrimapDocument:
         self._stroke_tiles = None
         self._stroke_box = None
         self._t = np.array(arr, dtype=np.uint8, order="C", copy=True)
+        self._mirror = TrimapMirror(self._t.copy())
+        self._counts = _label_counts(self._t)
         self.clear_history()
         self.mark_saved()
         self._notify(self.full_box, True)

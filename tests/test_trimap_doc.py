@@ -379,3 +379,84 @@ def test_document_module_does_not_import_qt():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+# --------------------------------------------------------------------------
+# snapshots and label counts (what the window hands to background threads)
+# --------------------------------------------------------------------------
+
+
+def _brush(doc: TrimapDocument, y: float, label: int) -> None:
+    stroke(doc, [(3.5, y), (30.5, y)], 2.0, label)
+
+
+def test_snapshots_keep_the_trimap_of_their_moment_in_any_order():
+    doc = TrimapDocument.blank((24, 40))
+    states, snaps = [], []
+    for y, label in [(4.5, FOREGROUND), (10.5, UNKNOWN), (16.5, FOREGROUND)]:
+        _brush(doc, y, label)
+        states.append(doc.copy_trimap())
+        snaps.append(doc.snapshot())
+    doc.undo()
+    states.append(doc.copy_trimap())
+    snaps.append(doc.snapshot())
+    doc.redo()
+    doc.apply_trimap(np.full((24, 40), UNKNOWN, np.uint8), "all unknown")
+    states.append(doc.copy_trimap())
+    snaps.append(doc.snapshot())
+    # Materialized newest first, then oldest, then the rest: the mirror walks
+    # forwards and backwards through the edits.
+    for i in (4, 0, 3, 1, 2):
+        np.testing.assert_array_equal(snaps[i].materialize(), states[i])
+    assert snaps[2].materialize() is snaps[2].materialize()  # copied once
+
+
+def test_a_snapshot_during_a_stroke_is_the_last_finished_edit_and_survives_a_new_trimap():
+    doc = TrimapDocument.blank((24, 40))
+    _brush(doc, 4.5, FOREGROUND)
+    finished = doc.copy_trimap()
+    doc.begin_stroke()
+    doc.paint_segment((3.5, 12.5), (30.5, 12.5), 2.0, UNKNOWN)
+    during = doc.snapshot()
+    doc.end_stroke()
+    doc.set_trimap(np.full((24, 40), FOREGROUND, np.uint8))  # a newly opened trimap
+    np.testing.assert_array_equal(during.materialize(), finished)
+    np.testing.assert_array_equal(doc.snapshot().materialize(), np.full((24, 40), FOREGROUND))
+
+
+def test_snapshots_materialize_in_other_threads():
+    import threading
+
+    doc = TrimapDocument.blank((64, 64))
+    expected, snaps = [], []
+    for k in range(12):
+        _brush(doc, 2.5 + 5 * k, (FOREGROUND, UNKNOWN)[k % 2])
+        expected.append(doc.copy_trimap())
+        snaps.append(doc.snapshot())
+    results: dict[int, np.ndarray] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, snaps[i].materialize()))
+               for i in reversed(range(12))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(12):
+        np.testing.assert_array_equal(results[i], expected[i])
+
+
+def test_labels_present_follow_edits_undo_and_redo():
+    doc = TrimapDocument.blank((24, 40))
+    assert doc.labels_present() == {BACKGROUND}
+    _brush(doc, 4.5, FOREGROUND)
+    assert doc.labels_present() == {BACKGROUND, FOREGROUND}
+    doc.apply_trimap(np.full((24, 40), UNKNOWN, np.uint8), "all unknown")
+    assert doc.labels_present() == {UNKNOWN}
+    doc.undo()
+    assert doc.labels_present() == {BACKGROUND, FOREGROUND}
+    doc.undo()
+    assert doc.labels_present() == {BACKGROUND}
+    doc.redo()
+    doc.redo()
+    assert doc.labels_present() == {UNKNOWN}
+    doc.set_trimap(np.array([[0, 128], [255, 255]], np.uint8))
+    assert doc.labels_present() == {BACKGROUND, UNKNOWN, FOREGROUND}

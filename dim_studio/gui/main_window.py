@@ -59,11 +59,19 @@ APP_NAME = "DIM Studio"
 
 def quick_start_hint(trimap: np.ndarray | None) -> str:
     """What to do next, or '' when the trimap can be matted."""
-    if trimap is None:
+    return hint_for_labels(None if trimap is None else frozenset(int(v) for v in np.unique(trimap)))
+
+
+def hint_for_labels(present: frozenset[int] | None) -> str:
+    """``quick_start_hint`` from the labels the trimap has (None: no photo yet).
+
+    The window asks its document (``TrimapDocument.labels_present``), which
+    keeps count as edits happen: scanning a 24 MP trimap after every stroke
+    would hold up the brush.
+    """
+    if present is None:
         return "Open a photo (Ctrl+O) or drop one here."
-    has_fg = bool(np.any(trimap == FOREGROUND))
-    has_unknown = bool(np.any(trimap == UNKNOWN))
-    has_bg = bool(np.any(trimap == BACKGROUND))
+    has_fg, has_unknown, has_bg = FOREGROUND in present, UNKNOWN in present, BACKGROUND in present
     if not has_unknown and not has_fg:
         return ("Quick start: press O and draw around the subject — outside becomes background, "
                 "inside unknown. Then press 1 and paint the parts that are surely the subject.")
@@ -140,8 +148,6 @@ class MainWindow(QMainWindow):
         self.export_lane = JobLane(self, "export")
         self.tasks = TaskRunner(self)
         self._saving = False
-        self._hint_key: tuple[object, int] | None = None  # (document, history state) of _hint
-        self._hint = ""
         self.ui = WindowUi(self)
         self.canvas = self.ui.canvas
         self.preview_pane = self.ui.preview
@@ -352,16 +358,14 @@ class MainWindow(QMainWindow):
         if self._saving:
             return False  # Ctrl+S pressed again while the last save encodes
         doc = self.canvas.document
-        snapshot, state = doc.copy_trimap(), doc.state()
+        snapshot, state = doc.snapshot(), doc.state()
         # Encoding a 24 MP PNG takes a while: the task runner does it while this
         # waits in a local event loop, so the window keeps painting and answering.
         self._saving = True
         try:
-            error = self._wait_for_task(lambda: write_trimap(path, snapshot))
+            error = self._wait_for_task(lambda: write_trimap(path, snapshot.materialize()))
         finally:
             self._saving = False
-        self._hint_key: tuple[object, int] | None = None  # (document, history state) of _hint
-        self._hint = ""
         if error is not None:
             dialogs.show_error(self, "Cannot save trimap", error.message)
             return False
@@ -463,10 +467,10 @@ class MainWindow(QMainWindow):
     def _autosave_now(self) -> None:
         if not self.is_modified() or self.image_path is None:
             return
-        path, snapshot = self.image_path, self.canvas.document.copy_trimap()
+        path, snapshot = self.image_path, self.canvas.document.snapshot()
         self._autosaved_path = path
-        # PNG-encoding a 24 MP trimap takes a moment: the task runner does it.
-        self.tasks.submit(lambda: self.autosave.save(path, snapshot), None, self._on_autosave_failed)
+        # Copying and PNG-encoding a 24 MP trimap take a moment: the task runner does both.
+        self.tasks.submit(lambda: self.autosave.save(path, snapshot.materialize()), None, self._on_autosave_failed)
 
     def _on_autosave_failed(self, error: object) -> None:
         message = error.message if isinstance(error, JobError) else str(error)
@@ -516,15 +520,7 @@ class MainWindow(QMainWindow):
         self.setWindowModified(self.is_modified())
 
     def _current_hint(self) -> str:
-        """``quick_start_hint`` of the document, computed once per point in its history:
-        it scans the whole trimap, which on a 24 MP photo is tens of milliseconds."""
-        if self.image is None:
-            return quick_start_hint(None)
-        doc = self.canvas.document
-        key = (doc, doc.state())
-        if self._hint_key is None or self._hint_key[0] is not key[0] or self._hint_key[1] != key[1]:
-            self._hint_key, self._hint = key, quick_start_hint(doc.trimap)
-        return self._hint
+        return hint_for_labels(self.canvas.document.labels_present() if self.image is not None else None)
 
     def _update_hint(self) -> None:
         self.ui.set_hint(self._current_hint())
@@ -537,7 +533,7 @@ class MainWindow(QMainWindow):
         hint = self._current_hint()
         if hint:
             return hint
-        trimap = self.canvas.document.copy_trimap()
+        trimap = self.canvas.document.snapshot()
         return PreviewRequest(
             self.image, trimap, self.engine_choice(),
             resolution=self.ui.preview_resolution(), display=self.preview_pane.display(),
@@ -570,8 +566,8 @@ class MainWindow(QMainWindow):
         if self.image is None or self.image_path is None:
             dialogs.show_error(self, "Export", "Open a photo and paint its trimap first.")
             return
-        trimap = self.canvas.document.copy_trimap()
-        hint = quick_start_hint(trimap)
+        trimap = self.canvas.document.snapshot()
+        hint = self._current_hint()
         if hint:
             dialogs.show_error(self, "Export", f"The trimap is not ready to matte. {hint}")
             return

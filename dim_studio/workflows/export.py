@@ -11,6 +11,7 @@ import numpy as np
 
 from ..engines.base import check_cancel, scaled_progress
 from ..export import write_outputs
+from ..trimap_mirror import TrimapSnapshot, as_trimap
 from .engine_choice import EngineChoice
 from .jobs import JobContext
 
@@ -21,7 +22,7 @@ _ALPHA_SHARE = 0.8
 @dataclass(frozen=True)
 class ExportRequest:
     image: np.ndarray
-    trimap: np.ndarray
+    trimap: np.ndarray | TrimapSnapshot  # a snapshot is copied out in the job, not by the caller
     engine: EngineChoice
     alpha_path: str | None = None
     cutout_path: str | None = None
@@ -44,7 +45,7 @@ def run_export(ctx: JobContext, request: ExportRequest) -> ExportResult:
     engine = ctx.engines.get(request.engine.name, request.engine.options)
     start = time.perf_counter()
     alpha = engine.estimate(
-        request.image, request.trimap,
+        request.image, as_trimap(request.trimap),
         progress=scaled_progress(ctx.progress, 0.0, _ALPHA_SHARE), cancel=ctx.cancelled,
     )
     alpha_seconds = time.perf_counter() - start

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..enums import TextEnum
 from ..export import Background, composite
+from ..trimap_mirror import TrimapSnapshot, as_trimap
 from .engine_choice import EngineChoice
 from .jobs import JobContext
 from .preview_scale import (
@@ -92,7 +93,7 @@ class PreviewRequest:
     """A snapshot of everything a preview needs; the arrays are never mutated after."""
 
     image: np.ndarray
-    trimap: np.ndarray
+    trimap: np.ndarray | TrimapSnapshot  # a snapshot is copied out in the job, not by the caller
     engine: EngineChoice
     resolution: str = "auto"
     display: Display = Display()
@@ -137,15 +138,16 @@ def run_preview(ctx: JobContext, request: PreviewRequest) -> PreviewResult:
     engine = ctx.engines.get(request.engine.name, request.engine.options)
     device = getattr(engine, "device", None)
     budget = auto_pixel_budget(request.engine.name, None if device is None else str(device))
-    scale = choose_scale(request.trimap, request.resolution, budget, engine.context_margin)
+    trimap = as_trimap(request.trimap)
+    scale = choose_scale(trimap, request.resolution, budget, engine.context_margin)
     start = time.perf_counter()
     scaled = estimate_alpha_scaled(
-        engine, request.image, request.trimap, scale, progress=ctx.progress, cancel=ctx.cancelled
+        engine, request.image, trimap, scale, progress=ctx.progress, cancel=ctx.cancelled
     )
     display = request.display
     want_foreground = PreviewMode(display.mode).needs_foreground
     result = PreviewResult(
-        scaled.alpha, None, request.trimap, scaled.scale, scaled.work_size,
+        scaled.alpha, None, trimap, scaled.scale, scaled.work_size,
         time.perf_counter() - start, engine.describe(), device_label(engine),
         final=not want_foreground, display=display,
         pixels=compose_preview(request.image, scaled.alpha, None, display),
