@@ -87,6 +87,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from ..errors import WeightsError
+    from ..net.weights import read_weights_info
     from ..workflows.weights import weights_status
 
     path = args.file
@@ -96,8 +97,6 @@ def cmd_info(args: argparse.Namespace) -> int:
             raise WeightsError(status.explain())
         path = status.path
         print(f"Weights the app would use: {path}")
-    from ..net.weights import read_weights_info
-
     print(read_weights_info(path).describe())
     return 0
 

@@ -53,7 +53,7 @@ from dim_studio.workflows.batch import BatchPhase, BatchPlanned, BatchRequest, r
 
 from . import dialogs
 from .settings import Settings
-from dim_studio.workflows.engine_choice import engine_options
+from dim_studio.workflows.engine_choice import EngineChoice, engine_options
 from dim_studio.workflows.jobs import JobError
 from dim_studio.workflows.weights import weights_status
 
@@ -555,8 +555,7 @@ class BatchDialog(QDialog):
             band=self.band.value(),
             background=self.background_spec(),
             depth=int(self.depth.currentData()),
-            engine_name=name,
-            engine_options=self.engine_options(name),
+            engine=EngineChoice(name, self.engine_options(name)),
             recursive=self.recursive_check.isChecked(),
             overwrite=self.overwrite_check.isChecked(),
             retry_failed=self.retry_check.isChecked(),
@@ -616,7 +615,7 @@ class BatchDialog(QDialog):
         s.set(_KEY + "background_color", self._bg_color.name())
         s.set(_KEY + "background_image", self.bg_image.text().strip())
         s.set(_KEY + "depth", request.depth)
-        s.set(_KEY + "engine", request.engine_name)
+        s.set(_KEY + "engine", request.engine.name)
         s.set(_KEY + "recursive", request.recursive)
         s.sync()
 

@@ -10,7 +10,7 @@ looks like what export writes.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,30 +30,26 @@ from .jobs import JobLane
 #: both panes' title rows are this tall, so the two pictures line up
 PANE_HEADER_HEIGHT = 34
 
-ALPHA, CHECKERBOARD, COLOR, IMAGE = (m.value for m in PreviewMode)
 PREVIEW_MODES: tuple[tuple[str, str], ...] = tuple((m.value, m.label) for m in PreviewMode)
 
-#: PreviewResult.extra key of the display QImage, made in the lane's thread
-QIMAGE = "qimage"
 
-
-def needs_foreground(mode: str) -> bool:
-    """Cutout modes show estimated foreground colours, which the job computes."""
-    return PreviewMode(mode).needs_foreground
-
-
-def with_qimage(result: PreviewResult) -> PreviewResult:
-    """The result plus its display pixels as a QImage. Runs in the lane's thread:
+@dataclass(frozen=True)
+class ShownPreview:
+    """A preview result with its display pixels as a QImage, made in the lane's thread:
     converting a 24 MP frame takes long enough to stall painting if the GUI thread did it."""
-    if result.pixels is None:
-        return result
-    return replace(result, extra={**result.extra, QIMAGE: numpy_to_qimage(result.pixels)})
+
+    result: PreviewResult
+    image: QImage | None
+
+    @classmethod
+    def of(cls, result: PreviewResult) -> "ShownPreview":
+        return cls(result, None if result.pixels is None else numpy_to_qimage(result.pixels))
 
 
 def _displaying(ctx: JobContext) -> JobContext:
     """``ctx`` whose intermediate results carry their QImage too."""
     def partial(payload: Any) -> None:
-        ctx.partial(with_qimage(payload) if isinstance(payload, PreviewResult) else payload)
+        ctx.partial(ShownPreview.of(payload) if isinstance(payload, PreviewResult) else payload)
 
     return replace(ctx, partial=partial)
 
@@ -196,12 +192,11 @@ class PreviewPane(QWidget):
         self._result = None
         self.view.set_image(None)
 
-    def show_result(self, result: PreviewResult) -> None:
-        """Show a result's display pixels: the QImage made in the lane, or (tests) its pixels."""
+    def show_result(self, result: PreviewResult, image: QImage | None = None) -> None:
+        """Show a result: ``image`` is its pixels as made in the lane (without it, the pixels are converted here)."""
         self._result = result
-        qimage = result.extra.get(QIMAGE)
         self.view.set_checkerboard(result.display.mode is PreviewMode.CHECKERBOARD)
-        self.view.set_image(qimage if isinstance(qimage, QImage) else result.pixels)
+        self.view.set_image(image if image is not None else result.pixels)
 
     def set_busy(self, busy: bool, fraction: float = 0.0) -> None:
         self.busy.setVisible(busy)
@@ -220,8 +215,8 @@ class PreviewPane(QWidget):
 
     def _update_controls(self) -> None:
         mode = self.mode
-        self.color_button.setVisible(mode == COLOR)
-        self.image_button.setVisible(mode == IMAGE)
+        self.color_button.setVisible(mode == PreviewMode.COLOR)
+        self.image_button.setVisible(mode == PreviewMode.IMAGE)
         pix = QPixmap(14, 14)
         pix.fill(self._color)
         self.color_button.setIcon(pix)
@@ -336,7 +331,7 @@ class PreviewController(QObject):
             self.waiting.emit(request or "")
             return None
         self.waiting.emit("")
-        return self._submit(lambda ctx: with_qimage(run_preview(_displaying(ctx), request)), alpha=True)
+        return self._submit(lambda ctx: ShownPreview.of(run_preview(_displaying(ctx), request)), alpha=True)
 
     def redisplay(self) -> int | None:
         """Show the current matte with the pane's mode, colour and background (computing the
@@ -349,10 +344,7 @@ class PreviewController(QObject):
         if result is None:
             return None
         display = self.pane.display()
-        return self._submit(lambda ctx: with_qimage(redisplay(ctx, image, result, display)), alpha=False)
-
-    # Kept for the window's "cutout mode chosen" path: the same as redisplay.
-    request_foreground = redisplay
+        return self._submit(lambda ctx: ShownPreview.of(redisplay(ctx, image, result, display)), alpha=False)
 
     def _submit(self, job: Callable[[JobContext], Any], *, alpha: bool) -> int:
         self._computing_alpha = alpha
@@ -370,15 +362,16 @@ class PreviewController(QObject):
 
     # -- lane signals ----------------------------------------------------------
 
-    def _on_result(self, request_id: int, result: object) -> None:
-        if request_id != self.latest_id or not isinstance(result, PreviewResult):
+    def _on_result(self, request_id: int, shown: object) -> None:
+        if request_id != self.latest_id or not isinstance(shown, ShownPreview):
             return  # stale: never shown
+        result = shown.result
         if self._image is None or result.alpha.shape != self._image.shape[:2]:
             return
         self.last_result = result
         self.displayed_id = request_id
         self.displayed_count += 1
-        self.pane.show_result(result)
+        self.pane.show_result(result, shown.image)
         if result.final:
             self._set_in_flight(False)
         self.shown.emit(request_id, result)

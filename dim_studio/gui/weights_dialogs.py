@@ -172,10 +172,13 @@ class DownloadJob(QObject):
         self.final_value = 0
         self._installing = False
         self._started = time.time()
+        from dim_studio.net.download import KNOWN_DOWNLOADS  # no torch: the spec table only
+
         self._target = download_target(name)
         self.progress = _busy_dialog(
             parent, "Download DIM weights",
-            "Downloading OpenMMLab's published DIM weights (about 100 MB)…", "Cancel",
+            f"Downloading OpenMMLab's published DIM weights (about {KNOWN_DOWNLOADS[name].approx_mb} MB)…",
+            "Cancel",
         )
         self.progress.canceled.connect(self.cancel)
         self.progress.show()

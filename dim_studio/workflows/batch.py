@@ -23,13 +23,14 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ..batch import BatchEvent, BatchEventKind, BatchPlan, BatchReport, PlanStatus, plan_batch, run_batch
 from ..engines.base import Engine
 from ..errors import DimStudioError
+from .engine_choice import OFFLINE_DEFAULT, EngineChoice
 from .jobs import JobContext
 
 __all__ = [
@@ -53,8 +54,7 @@ class BatchRequest:
     band: int = 10
     background: str | None = None  # a --background spec, used when a composite is written
     depth: int = 8
-    engine_name: str = "closed-form"
-    engine_options: dict[str, Any] = field(default_factory=dict)
+    engine: EngineChoice = EngineChoice(OFFLINE_DEFAULT, {})
     recursive: bool = False
     overwrite: bool = False
     retry_failed: bool = False
@@ -167,7 +167,7 @@ def run_batch_job(ctx: JobContext, request: BatchRequest, stop: threading.Event)
     ctx.partial(BatchPhase("Looking for photos…"))
     plan = plan_request(request)
     ctx.partial(BatchPlanned.of(plan))
-    ctx.partial(BatchPhase(f"Loading the {request.engine_name} engine…"))
+    ctx.partial(BatchPhase(f"Loading the {request.engine.name} engine…"))
     # The context's cache keeps the engine (and a dim network) loaded for the next run.
-    engine = ctx.engines.get(request.engine_name, request.engine_options)
+    engine = ctx.engines.get(request.engine.name, request.engine.options)
     return run_planned(ctx, request, plan, engine, cancel=stop.is_set)

@@ -112,7 +112,6 @@ class PreviewResult:
     final: bool                  # False for the alpha-only stage before the foreground
     display: Display = Display()
     pixels: np.ndarray | None = None  # compose_preview(...) for ``display``
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # front-end payload (e.g. a QImage)
 
 
 def device_label(engine: Any) -> str:
@@ -171,10 +170,8 @@ def redisplay(
     foreground = result.foreground
     if foreground is None and PreviewMode(display.mode).needs_foreground:
         foreground = estimate_foreground_scaled(image, result.alpha, result.scale, cancel=ctx.cancelled)
-    seconds = (
-        time.perf_counter() - started if started is not None
-        else result.seconds + (time.perf_counter() - start if foreground is not result.foreground else 0.0)
-    )
+    now = time.perf_counter()
+    seconds = now - started if started is not None else result.seconds + (now - start)
     return replace(
         result, foreground=foreground, display=display, final=True, seconds=seconds,
         pixels=compose_preview(image, result.alpha, foreground, display),

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import DimStudioError, WeightsError
 from ..paths import user_data_dir
+
+if TYPE_CHECKING:  # the network module imports torch; only the type is needed here
+    from ..net.model import DIMConfig
 
 NO_TORCH_HELP = (
     "The dim engine needs torch, which is not installed in this environment. "
@@ -84,7 +87,7 @@ def install_weights(
     output: str | os.PathLike[str] | None = None,
     *,
     source: str | None = None,
-    config: object | None = None,
+    config: DIMConfig | None = None,
 ) -> InstalledWeights:
     """Convert a checkpoint (or check a DIM Studio weights file) and install it at ``output``.
 
@@ -108,7 +111,7 @@ def install_weights(
         if src_path.resolve() != dst.resolve():
             atomic_copy(src_path, dst, WeightsError)
     else:
-        import_weights(src_path, dst, source=source, config=config)  # type: ignore[arg-type]
+        import_weights(src_path, dst, source=source, config=config)
     return InstalledWeights(dst, read_weights_info(dst).describe())
 
 

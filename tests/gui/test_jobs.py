@@ -10,7 +10,7 @@ import pytest
 
 from dim_studio.errors import Cancelled, TrimapError
 from dim_studio.gui.jobs import JobLane, TaskRunner, announce_weights_changed
-from dim_studio.gui.preview import PreviewController, PreviewPane
+from dim_studio.gui.preview import PreviewController, PreviewPane, ShownPreview
 from dim_studio.workflows.engine_choice import EngineChoice
 from dim_studio.workflows.jobs import EngineCache, JobError, describe_exception
 from dim_studio.workflows.preview import Display, PreviewMode, PreviewRequest, PreviewResult, run_preview
@@ -205,7 +205,8 @@ def test_controller_drops_stale_results(worker, qtbot):
     qtbot.addWidget(pane)
     controller = PreviewController(worker, pane, lambda: None)
     controller.set_photo(image)
-    stale = PreviewResult(np.zeros(tri.shape, np.float32), None, tri, 1.0, tri.shape, 0.1, "x", "CPU", True)
+    stale = ShownPreview(PreviewResult(np.zeros(tri.shape, np.float32), None, tri, 1.0, tri.shape, 0.1, "x", "CPU", True),
+                         None)
     controller.latest_id = 7
     controller._on_result(6, stale)  # an older request finishing late
     assert controller.displayed_id is None and pane.alpha is None
