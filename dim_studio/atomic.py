@@ -63,3 +63,51 @@ def atomic_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     except OSError as exc:
         raise error(f"{target}: cannot write ({exc.strerror or exc})") from None
     return target
+
+
+def resolve_path(path: str | os.PathLike[str], error: type[DimStudioError] = DimStudioError) -> Path:
+    """``Path.resolve()`` that turns a symbolic-link loop into ``error`` naming the path.
+
+    Python 3.11 raises RuntimeError for a loop and later versions OSError(ELOOP);
+    neither is a message for a user.
+    """
+    try:
+        return Path(path).resolve()
+    except RuntimeError:
+        raise error(f"{path}: symbolic link loop") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot follow the path ({exc.strerror or exc})") from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    # samefile also catches hard links and case-insensitive file systems;
+    # it needs both files to exist, so an output not yet written compares by name.
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return resolve_path(a) == resolve_path(b)
+
+
+def check_outputs(
+    outputs: "dict[str, str | os.PathLike[str] | None]",
+    inputs: "dict[str, str | os.PathLike[str] | None]",
+) -> None:
+    """Refuse a job that would overwrite one of its inputs, or write one file twice.
+
+    Keys are what the user calls each file ("alpha", "the photo", "--background");
+    ``None`` values are skipped. Raises ``DimStudioError`` naming the file and both roles.
+    """
+    outs = [(role, Path(p)) for role, p in outputs.items() if p not in (None, "")]
+    ins = [(role, Path(p)) for role, p in inputs.items() if p not in (None, "")]
+    for i, (role, out) in enumerate(outs):
+        for in_role, src in ins:
+            if _same_file(out, src):
+                raise DimStudioError(
+                    f"{out}: refusing to overwrite {in_role} with the {role} output"
+                )
+        for other_role, other in outs[:i]:
+            if _same_file(out, other):
+                raise DimStudioError(
+                    f"{out}: named as both the {other_role} and the {role} output; "
+                    "give each output its own file"
+                )
