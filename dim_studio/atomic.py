@@ -3,17 +3,96 @@
 A write goes to a temporary file in the target folder and is
 moved into place with ``os.replace``, so an interrupted or failed write never
 leaves a half-written output and never damages the file it would replace.
+
+Inside ``staged_outputs()`` the moves wait until the block ends, so the
+several files of one photo (alpha, cutout, composite) appear together or not
+at all. Temporary names carry the writer's process id; a process killed in
+the middle of a write leaves one behind, and the next write into that folder
+removes it (``sweep_stale_temporaries``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import logging
 import os
+import re
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
 from .errors import DimStudioError, ImageWriteError
+
+log = logging.getLogger(__name__)
+
+# ".<stem>.<pid>-<mkstemp's 8 random characters>.tmp<suffix>"
+_TEMP_NAME = re.compile(r"^\..*\.(?P<pid>\d+)-[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+# A temporary file this old is abandoned even if its pid is alive again
+# (pid reuse, or a writer on another machine sharing the folder).
+STALE_AFTER_S = 24 * 3600
+
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
+
+# (temporary, target) pairs waiting for the end of the innermost staged_outputs().
+_stage: contextvars.ContextVar["list[tuple[Path, Path]] | None"] = contextvars.ContextVar(
+    "dim_studio_atomic_stage", default=None
+)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but is not ours, or we cannot tell: leave it
+    return True
+
+
+def sweep_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove temporary files that killed writers left in ``folder``; returns them.
+
+    Only names of exactly our pattern are touched, and only when their process
+    is gone or they are older than ``STALE_AFTER_S``.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
+            if old or not _pid_alive(int(match["pid"])):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted write in %s",
+                 len(removed), folder)
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    key = os.path.abspath(folder)
+    with _swept_lock:
+        if key in _swept:
+            return
+        _swept.add(key)
+    sweep_stale_temporaries(folder)
 
 
 @contextlib.contextmanager
@@ -24,14 +103,16 @@ def atomic_output(
 
     On any exception the temporary file is removed and the target untouched.
     A folder that cannot be created or written raises ``error`` with the
-    target's name, so each caller keeps its own error class.
+    target's name, so each caller keeps its own error class. Inside
+    ``staged_outputs()`` the move waits for the end of that block.
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        _sweep_once(folder)
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder
+            prefix=f".{target.stem}.{os.getpid()}-", suffix=f".tmp{target.suffix}", dir=folder
         )
     except OSError as exc:
         raise error(f"{target}: cannot write ({exc.strerror or exc})") from None
@@ -44,11 +125,50 @@ def atomic_output(
     try:
         os.chmod(tmp, 0o666 & ~umask)
         yield tmp
-        os.replace(tmp, target)
+        stage = _stage.get()
+        if stage is None:
+            os.replace(tmp, target)
+        else:
+            stage.append((tmp, target))
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def staged_outputs(error: type[DimStudioError] = ImageWriteError) -> Iterator[None]:
+    """Every ``atomic_output`` in this block appears when the block succeeds, or none does.
+
+    The files are written in full first; only then are they moved into place,
+    which in one folder cannot run out of space. Should a move still fail (the
+    folder vanished), the outputs already moved are removed again, so a photo
+    never ends with an alpha but no cutout.
+    """
+    pending: list[tuple[Path, Path]] = []
+    token = _stage.set(pending)
+    try:
+        yield
+    except BaseException:
+        _stage.reset(token)
+        for tmp, _ in pending:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
+    _stage.reset(token)
+    moved: list[Path] = []
+    for i, (tmp, target) in enumerate(pending):
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            for done in moved:
+                with contextlib.suppress(OSError):
+                    done.unlink()
+            for rest, _ in pending[i:]:
+                with contextlib.suppress(OSError):
+                    rest.unlink()
+            raise error(f"{target}: cannot write ({exc.strerror or exc})") from None
+        moved.append(target)
 
 
 def atomic_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str],

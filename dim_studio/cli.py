@@ -2,17 +2,25 @@
 
 Each subcommand lives in its own module with a ``register(subparsers)``
 function; this file only assembles them and turns ``DimStudioError`` into one
-clear line on stderr and a non-zero exit code, without a traceback.
+clear line on stderr and a non-zero exit code, without a traceback. Any
+other exception also ends as one line (``DIM_STUDIO_DEBUG=1`` re-raises it).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import math
+import os
 import sys
 from typing import Sequence
 
 from . import __version__
 from .errors import Cancelled, DimStudioError
+from .limits import DEFAULT_MAX_MEGAPIXELS, MAX_MEGAPIXELS_ENV, set_max_megapixels
+
+log = logging.getLogger(__name__)
+DEBUG_ENV = "DIM_STUDIO_DEBUG"
 
 EXIT_ERROR = 1
 EXIT_CANCELLED = 130
@@ -32,7 +40,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (gui, matte, batch, evaluate, weights):
         module.register(sub)
+    # Accepted before or after the subcommand, whichever the user tries first.
+    for p in (parser, *sub.choices.values()):
+        p.add_argument(
+            "--max-megapixels", type=_positive_float, metavar="MP", default=argparse.SUPPRESS,
+            help=f"largest image to read, in megapixels (default {DEFAULT_MAX_MEGAPIXELS:g}, "
+            f"or ${MAX_MEGAPIXELS_ENV})",
+        )
     return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    return value
+
+
+def _unexpected(exc: BaseException) -> str:
+    """One line for an exception that is not a DimStudioError: a bug, or an OS failure."""
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this job; close other programs, narrow the unknown band or use a smaller photo"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    return (f"internal error ({type(exc).__name__}: {exc}); please report it, "
+            f"and set {DEBUG_ENV}=1 to see the traceback")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
+    if getattr(args, "max_megapixels", None) is not None:
+        set_max_megapixels(args.max_megapixels)
+    try:
+        return _run(args)
+    finally:
+        set_max_megapixels(None)  # a process-wide setting must not outlive its command
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except Cancelled:
@@ -50,6 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANCELLED
     except DimStudioError as exc:
         print(f"dim-studio: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+        if os.environ.get(DEBUG_ENV):
+            raise
+        log.debug("unexpected error", exc_info=True)
+        print(f"dim-studio: error: {_unexpected(exc)}", file=sys.stderr)
         return EXIT_ERROR
 
 

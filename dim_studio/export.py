@@ -13,6 +13,7 @@ from typing import Union
 
 import numpy as np
 
+from .atomic import staged_outputs
 from .errors import DimStudioError
 from .images import is_image_path, read_image, write_alpha, write_rgb, write_rgba
 
@@ -77,22 +78,24 @@ def write_outputs(
 ) -> list[Path]:
     """Write whichever outputs are asked for; returns the paths written.
 
-    The foreground colours are estimated once and shared by the cutout and
-    the composite, since that estimate is the slow part.
+    All of them appear, or none does (``atomic.staged_outputs``). The
+    foreground colours are estimated once and shared by the cutout and the
+    composite, since that estimate is the slow part.
     """
     from .compose import estimate_foreground
 
     written: list[Path] = []
-    if alpha_path is not None:
-        written.append(write_alpha(alpha_path, alpha, depth=depth))
-    if cutout_path is None and composite_path is None:
-        return written
-    if foreground is None:
-        foreground = estimate_foreground(image, alpha)
-    if cutout_path is not None:
-        rgba = np.dstack([foreground, alpha]).astype(np.float32)
-        written.append(write_rgba(cutout_path, rgba, depth=depth))
-    if composite_path is not None:
-        bg = resolve_background(background)
-        written.append(write_rgb(composite_path, composite(foreground, alpha, bg), depth=depth))
+    with staged_outputs():
+        if alpha_path is not None:
+            written.append(write_alpha(alpha_path, alpha, depth=depth))
+        if cutout_path is None and composite_path is None:
+            return written
+        if foreground is None:
+            foreground = estimate_foreground(image, alpha)
+        if cutout_path is not None:
+            rgba = np.dstack([foreground, alpha]).astype(np.float32)
+            written.append(write_rgba(cutout_path, rgba, depth=depth))
+        if composite_path is not None:
+            bg = resolve_background(background)
+            written.append(write_rgb(composite_path, composite(foreground, alpha, bg), depth=depth))
     return written

@@ -9,7 +9,6 @@ see a modal dialog.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,8 @@ from PySide6.QtWidgets import (
     QPushButton, QToolButton, QVBoxLayout, QWidget,
 )
 
+from dim_studio.atomic import check_outputs
+from dim_studio.errors import DimStudioError
 from dim_studio.images import IMAGE_SUFFIXES
 
 IMAGE_FILTER = "Images ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
@@ -195,7 +196,7 @@ class ExportDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
-        self._protected = {os.path.abspath(p) for p in protected if p}
+        self._protected = dict(zip(("the photo", "its trimap"), protected))
         stem = Path(photo_path).stem
         d = defaults or ExportOptions(None, None, None)
 
@@ -308,11 +309,15 @@ class ExportDialog(QDialog):
         opts = self.options()
         if not opts.paths:
             return "Choose at least one file to export."
-        if len({os.path.abspath(p) for p in opts.paths}) != len(opts.paths):
-            return "Two outputs have the same file name."
-        for p in opts.paths:
-            if os.path.abspath(p) in self._protected:
-                return f"{p} is an input (the photo or its trimap); choose another name."
+        background = opts.background_image if opts.background_kind == BG_IMAGE else None
+        try:
+            check_outputs(
+                {"alpha": opts.alpha_path, "cutout": opts.cutout_path,
+                 "composite": opts.composite_path},
+                {**self._protected, "the background image": background if opts.composite_path else None},
+            )
+        except DimStudioError as exc:
+            return f"{exc}."
         if opts.cutout_path and Path(opts.cutout_path).suffix.lower() in (".jpg", ".jpeg"):
             return "JPEG has no transparency; save the cutout as .png."
         if opts.composite_path and opts.background_kind == BG_IMAGE and not opts.background_image:

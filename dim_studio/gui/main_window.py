@@ -594,6 +594,8 @@ class MainWindow(QMainWindow):
             self.image, trimap, self.engine_choice(),
             alpha_path=options.alpha_path, cutout_path=options.cutout_path,
             composite_path=options.composite_path, background=background, depth=options.depth,
+            inputs={"the photo": self.image_path, "its trimap": self.trimap_path,
+                    "the background image": options.background_image or None},
         )
         self.start_export(request)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
+from ..atomic import check_outputs
 from ..engines.base import check_cancel, scaled_progress
 from ..export import write_outputs
 from ..trimap_mirror import TrimapSnapshot, as_trimap
@@ -29,6 +30,13 @@ class ExportRequest:
     composite_path: str | None = None
     background: Any = None  # a BackgroundSpec for export.write_outputs, parsed before the job
     depth: int = 8
+    # What the job must never write, by the name a user knows it by
+    # ("the photo": path); checked before the engine runs.
+    inputs: Mapping[str, str | None] = field(default_factory=dict)
+
+    def outputs(self) -> dict[str, str | None]:
+        return {"alpha": self.alpha_path, "cutout": self.cutout_path,
+                "composite": self.composite_path}
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,11 @@ class ExportResult:
 
 
 def run_export(ctx: JobContext, request: ExportRequest) -> ExportResult:
-    """Full resolution, then ``export.write_outputs``; every file appears whole or not at all."""
+    """Full resolution, then ``export.write_outputs``; the files appear together or not at all.
+
+    Refuses, before any work, outputs that would overwrite an input or each other.
+    """
+    check_outputs(request.outputs(), request.inputs)
     engine = ctx.engines.get(request.engine.name, request.engine.options)
     start = time.perf_counter()
     alpha = engine.estimate(

@@ -332,6 +332,42 @@ def test_export_16_bit_alpha_equals_the_matte_command(make_window, scene, tmp_pa
     assert (tmp_path / "g16.png").read_bytes() == (tmp_path / "c16.png").read_bytes()
 
 
+def test_export_never_writes_over_an_input(make_window, scene, tmp_path, qtbot, dlg):
+    window = make_window(engine="closed-form")
+    assert window.open_image(str(scene[0]), str(scene[1]))
+    background = scene[0].parent / "bg.png"
+    Image.fromarray(np.full((H, W, 3), 90, np.uint8)).save(background)
+    before = {p: p.read_bytes() for p in (scene[0], scene[1], background)}
+    for options in (
+        dialogs.ExportOptions(str(tmp_path / "a.png"), None, str(background),
+                              background_kind=dialogs.BG_IMAGE, background_image=str(background)),
+        dialogs.ExportOptions(str(scene[1]), None, None),
+    ):
+        dlg.errors.clear()
+        dlg.export_options = options
+        window.export_dialog()
+        qtbot.waitUntil(lambda: window._export_id is None, timeout=TIMEOUT)
+        assert len(dlg.errors) == 1 and "refusing to overwrite" in dlg.errors[0][1]
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (tmp_path / "a.png").exists()
+
+
+def test_export_dialog_names_the_clash(qtbot, scene, tmp_path):
+    background = tmp_path / "bg.png"
+    dialog = dialogs.ExportDialog(None, str(scene[0]), str(tmp_path), protected=(str(scene[0]), str(scene[1])))
+    qtbot.addWidget(dialog)
+    assert dialog.problem() is None
+    dialog.composite_row.check.setChecked(True)
+    dialog.composite_row.edit.setText(str(background))
+    dialog.bg_kind.setCurrentIndex(dialog.bg_kind.findData(dialogs.BG_IMAGE))
+    dialog.bg_image.setText(str(background))
+    assert "background image" in dialog.problem()
+    dialog.composite_row.edit.setText(dialog.alpha_row.edit.text())
+    assert "both the alpha and the composite" in dialog.problem()
+    dialog.composite_row.edit.setText(str(scene[1]))
+    assert "its trimap" in dialog.problem()
+
+
 def test_export_can_be_cancelled(make_window, scene, tmp_path, test_engines, qtbot, dlg):
     window = make_window(engine="slow")
     assert window.open_image(str(scene[0]), str(scene[1]))
