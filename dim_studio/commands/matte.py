@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from ..errors import DimStudioError
+from ..atomic import check_outputs
 from ..export import resolve_background
 from ..images import read_image, read_trimap
 from ..workflows.export import ExportRequest, run_export
@@ -40,11 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     image_path = Path(args.image)
-    outputs = [Path(p) for p in (args.output, args.cutout, args.composite) if p]
-    inputs = {image_path.resolve(), Path(args.trimap).resolve()}
-    for out in outputs:
-        if out.resolve() in inputs:
-            raise DimStudioError(f"{out}: refusing to overwrite an input file")
+    # A --background that names a file is an input even without --composite.
+    bg_file = args.background if args.background and os.path.isfile(args.background) else None
+    inputs = {"the photo": args.image, "the trimap": args.trimap, "the --background image": bg_file}
+    outputs = {"alpha": args.output, "cutout": args.cutout, "composite": args.composite}
+    check_outputs(outputs, inputs)  # before the slow part; run_export checks again
     # Parse the background before the slow part so a typo fails at once.
     background = resolve_background(args.background) if args.composite else None
 
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     request = ExportRequest(
         image, trimap, choice, alpha_path=args.output, cutout_path=args.cutout,
         composite_path=args.composite, background=background, depth=args.alpha_depth,
+        inputs=inputs,
     )
     with ProgressBar(choice.name, enabled=not args.quiet) as bar:
         result = run_export(JobContext.standalone(progress=bar.update), request)
