@@ -5,6 +5,12 @@ trimaps and ground-truth alphas are paired by stem like a batch
 (``pairing.find_pairs``), every engine mattes every photo, and SAD, MSE,
 Gradient and Connectivity (``metrics.evaluate``, over the trimap's unknown
 region) are recorded with the engine's time in seconds.
+
+A photo that cannot be evaluated (unreadable, over the image-size limit, a
+trimap or ground truth of another size, an engine failing on it) is listed in
+``EvalResults.failed`` with the reason, and the run goes on with the others;
+its rows are left out for every engine, so the means of all engines cover the
+same photos.
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+import numpy as np
+
 from .engines.base import Engine, check_cancel
-from .errors import DimStudioError, EngineError
+from .errors import Cancelled, DimStudioError
 from .atomic import atomic_output
-from .images import read_alpha, read_image, read_trimap
+from .images import check_size, image_size, read_alpha, read_image, read_trimap
 from .metrics import evaluate
 from .pairing import ALPHA_SUFFIXES, TRIMAP_SUFFIXES, find_pairs
-from .trimap import check_same_size
 
 __all__ = ["METRICS", "EvalPair", "EvalResults", "EvalRow", "evaluate_folder", "find_eval_pairs"]
 
@@ -63,7 +70,8 @@ class EvalResults:
     engines: list[str]
     images: list[str] = field(default_factory=list)
     rows: list[EvalRow] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, why)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, why): not paired
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (photo, why): not evaluated
 
     def rows_for(self, engine: str) -> list[EvalRow]:
         return [r for r in self.rows if r.engine == engine]
@@ -128,6 +136,7 @@ class EvalResults:
             "results": [asdict(r) for r in self.rows],
             "means": {engine: asdict(row) for engine, row in self.means().items()},
             "skipped": [{"image": name, "reason": why} for name, why in self.skipped],
+            "failed": [{"image": name, "reason": why} for name, why in self.failed],
         }
 
     def write_csv(self, path: str | os.PathLike[str]) -> Path:
@@ -151,8 +160,6 @@ def _write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def _warm_up(engine: Engine) -> None:
     """Matte a 48x48 synthetic disc once; any failure is left for the real run."""
-    import numpy as np
-
     yy, xx = np.mgrid[0:48, 0:48].astype(np.float32)
     alpha = np.clip(12.0 - np.hypot(xx - 23.5, yy - 23.5), 0.0, 1.0)
     image = np.empty((48, 48, 3), np.float32)
@@ -208,12 +215,15 @@ def evaluate_folder(
     """Run every engine on every photo with a trimap and ground truth.
 
     ``engines`` maps a display name to an engine (created once by the caller).
-    ``on_result(row)`` is called after each engine/photo; ``limit`` keeps the
-    first N photos (natural order). Ground-truth alphas stored as grey RGB are
-    fine (``images.read_alpha``). The time is the engine's ``estimate`` only;
-    with ``warmup`` each engine first mattes a tiny synthetic image so that
-    one-off costs (JIT compilation, loading kernels) do not count against the
-    first photo.
+    ``on_result(row)`` is called after each engine/photo, for progress (a
+    photo on which a later engine fails is then left out of the results);
+    ``limit`` keeps the first N photos (natural order). A photo that cannot be
+    evaluated goes to ``failed`` with the reason and the others go on.
+    Ground-truth alphas stored as grey RGB are fine (``images.read_alpha``);
+    every size is checked from the file headers before decoding. The time is
+    the engine's ``estimate`` only; with ``warmup`` each engine first mattes a
+    tiny synthetic image so that one-off costs (JIT compilation, loading
+    kernels) do not count against the first photo.
     """
     if not engines:
         raise DimStudioError("no engine to evaluate")
@@ -232,24 +242,56 @@ def evaluate_folder(
             _warm_up(engine)
     for pair in pairs:
         check_cancel(cancel)
-        image = read_image(pair.image)
-        trimap = read_trimap(pair.trimap, image.shape[:2])
-        gt = read_alpha(pair.alpha)
-        check_same_size(image.shape, gt.shape, "image", f"ground-truth alpha {pair.alpha.name}")
+        try:
+            rows = _evaluate_pair(pair, engines, on_result, cancel)
+        except _PairFailed as exc:
+            results.failed.append((pair.name, str(exc)))
+            continue
         results.images.append(pair.name)
-        for name, engine in engines.items():
-            start = time.perf_counter()
-            try:
-                pred = engine.estimate(image, trimap, cancel=cancel)
-            except DimStudioError as exc:
-                raise type(exc)(f"{name} on {pair.name}: {exc}") from None
-            except Exception as exc:  # noqa: BLE001 - named for the user, then stop
-                detail = str(exc) or type(exc).__name__
-                raise EngineError(f"{name} failed on {pair.name}: {detail}") from None
-            seconds = time.perf_counter() - start
-            errors = evaluate(pred, gt, trimap)
-            row = EvalRow(name, pair.name, seconds=seconds, **{m: float(errors[m]) for m in METRICS})
-            results.rows.append(row)
-            if on_result is not None:
-                on_result(row)
+        results.rows.extend(rows)
     return results
+
+
+class _PairFailed(Exception):
+    """One photo could not be evaluated; the message says why."""
+
+
+def _read_pair(pair: EvalPair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Photo, trimap and ground truth; every size is checked from the headers first."""
+    shape = image_size(pair.image)
+    check_size(pair.trimap, shape, "trimap")
+    check_size(pair.alpha, shape, "ground-truth alpha")
+    image = read_image(pair.image)
+    trimap = read_trimap(pair.trimap, shape)
+    gt = read_alpha(pair.alpha, shape, what="ground-truth alpha")
+    return image, trimap, gt
+
+
+def _evaluate_pair(
+    pair: EvalPair,
+    engines: Mapping[str, Engine],
+    on_result: Optional[Callable[[EvalRow], None]],
+    cancel: Optional[Callable[[], bool]],
+) -> list[EvalRow]:
+    try:
+        image, trimap, gt = _read_pair(pair)
+    except DimStudioError as exc:  # the messages name the file
+        raise _PairFailed(str(exc)) from None
+    rows = []
+    for name, engine in engines.items():
+        start = time.perf_counter()
+        try:
+            pred = engine.estimate(image, trimap, cancel=cancel)
+        except Cancelled:
+            raise
+        except DimStudioError as exc:
+            raise _PairFailed(f"{name}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - out of memory, a solver failing: this photo only
+            raise _PairFailed(f"{name} failed: {str(exc) or type(exc).__name__}") from None
+        seconds = time.perf_counter() - start
+        errors = evaluate(pred, gt, trimap)
+        row = EvalRow(name, pair.name, seconds=seconds, **{m: float(errors[m]) for m in METRICS})
+        rows.append(row)
+        if on_result is not None:
+            on_result(row)
+    return rows

@@ -49,3 +49,69 @@ def max_pixels() -> int:
 HOW_TO_RAISE = (
     f"raise the limit with --max-megapixels or the {MAX_MEGAPIXELS_ENV} environment variable"
 )
+
+
+def megapixels_text(pixels: float) -> str:
+    """A pixel count in megapixels for messages: '3600', '144', '12.5', '0.04'."""
+    mp = pixels / 1_000_000
+    return f"{mp:.0f}" if mp >= 100 else f"{mp:.3g}"
+
+
+def over_limit_message(what: str) -> str:
+    """'<what> is over the 120 MP limit on image size; raise the limit with ...'."""
+    return (f"{what} is over the {megapixels_text(max_megapixels() * 1_000_000)} MP limit "
+            f"on image size; {HOW_TO_RAISE}")
+
+
+def image_size_problem(width: int, height: int) -> str | None:
+    """Why an image of width x height may not be decoded, or None when it may."""
+    pixels = int(width) * int(height)
+    if pixels <= max_pixels():
+        return None
+    return over_limit_message(f"{width}x{height} = {megapixels_text(pixels)} MP")
+
+
+# --------------------------------------------------------------------------
+# Weights files (checkpoints to import)
+# --------------------------------------------------------------------------
+#
+# ``DIM_STUDIO_MAX_WEIGHTS_MB``: the most a checkpoint may hold, counted as its
+# size on disk and, for a zip (a .pth in torch's zip format, an .npz), as the
+# uncompressed sizes its central directory declares. Real files are far
+# below the default: OpenMMLab's DIM checkpoints are about 100 MB, torchvision's
+# VGG-16 528 MB, the seed's vgg16_weights.npz 553 MB, and a training checkpoint
+# of the 7x7-conv6 network with Adam's two moment buffers about 1.6 GB. An
+# import holds the checkpoint and its converted copy in memory, so 2 GB keeps
+# the worst legitimate import within a few GB while a 1 MB zip that would
+# inflate to gigabytes is refused before anything is decompressed.
+
+MAX_WEIGHTS_MB_ENV = "DIM_STUDIO_MAX_WEIGHTS_MB"
+DEFAULT_MAX_WEIGHTS_MB = 2048.0
+
+#: A zip member larger than MIN_RATIO_CHECKED_BYTES may inflate at most this
+#: many times its stored size. torch.save and np.savez store members
+#: uncompressed (ratio 1) and deflate shrinks float32 weights by about 10 %;
+#: a zip bomb inflates about 1000-fold. Not user-raisable: no real weights
+#: file comes near it (re-zip a file stored, without compression, if one does).
+MAX_ZIP_RATIO = 100.0
+MIN_RATIO_CHECKED_BYTES = 1 << 20
+
+
+def max_weights_mb() -> float:
+    """The largest checkpoint, in MB (10^6 bytes), that may be read for an import."""
+    text = os.environ.get(MAX_WEIGHTS_MB_ENV, "").strip()
+    if text:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if math.isfinite(value) and value > 0:
+            return value
+    return DEFAULT_MAX_WEIGHTS_MB
+
+
+def max_weights_bytes() -> int:
+    return int(max_weights_mb() * 1_000_000)
+
+
+HOW_TO_RAISE_WEIGHTS = f"raise the limit (in MB) with the {MAX_WEIGHTS_MB_ENV} environment variable"

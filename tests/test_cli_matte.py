@@ -71,7 +71,7 @@ def test_matte_errors_are_one_line_and_write_nothing(tmp_path, capsys):
     assert "missing.png: file not found" in capsys.readouterr().err
 
     assert main(["matte", str(image), "--trimap", str(trimap), "-o", str(image)]) == 1
-    assert "refusing to overwrite an input" in capsys.readouterr().err
+    assert "refusing to overwrite the photo" in capsys.readouterr().err
 
     assert main(["matte", str(image), "--trimap", str(trimap), "-o", str(tmp_path / "a.png"),
                  "--composite", str(tmp_path / "m.png"), "--background", "notacolour"]) == 1

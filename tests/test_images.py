@@ -201,3 +201,29 @@ def test_outputs_get_normal_file_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_alike_by_every_decoder(tmp_path, orientation):
+    """8-bit files go through Pillow, 16-bit ones through OpenCV (which turns TIFFs
+    itself): all come out as Pillow's exif_transpose shows the 8-bit PNG, and
+    ``image_size`` predicts the shape without decoding."""
+    from PIL import ImageOps
+
+    from dim_studio.images import image_size, read_raw
+
+    stored8 = (np.arange(5 * 7, dtype=np.uint8) * 7).reshape(5, 7)
+    stored16 = stored8.astype(np.uint16) * 257
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored8).save(tmp_path / "p8.png", exif=exif.tobytes())
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "p8.png")))
+    Image.fromarray(stored16).save(tmp_path / "p16.png", exif=exif.tobytes())
+    Image.fromarray(stored8).save(tmp_path / "t8.tif", tiffinfo={0x0112: orientation})
+    Image.fromarray(stored16).save(tmp_path / "t16.tif", tiffinfo={0x0112: orientation})
+    for name in ("p8.png", "p16.png", "t8.tif", "t16.tif"):
+        raw = read_raw(tmp_path / name)
+        assert raw.dtype == (np.uint16 if "16" in name else np.uint8), name
+        np.testing.assert_array_equal(raw if raw.dtype == np.uint8 else raw // 257, expected,
+                                      err_msg=name)
+        assert image_size(tmp_path / name) == expected.shape

@@ -7,10 +7,13 @@ arguments: callers get ``BatchEvent`` callbacks and a ``BatchReport``.
 - ``pairing`` (a core module, shared with ``evaluation``): which trimap or
   mask goes with which photo. Files without an image extension (``notes.txt``)
   are ignored; a file *with* an image extension that cannot be decoded is a
-  failure, not silently skipped.
+  failure, not silently skipped, and so is a link loop, a pipe named .png or a
+  sub-folder that cannot be listed (``pairing.list_pairs``): one bad entry
+  never stops the run.
 - ``batch.planning``: ``plan_batch`` lists and pairs the photos, names their
   outputs and decides what to do with each (``PlanStatus``): resume checks,
-  ``--retry-failed`` from the previous report, clashes with input files.
+  ``--retry-failed`` from the previous report (a damaged one is set aside),
+  outputs that would land on an input (the whole plan is refused).
 - ``batch.running``: ``run_batch`` mattes the plan's photos, emitting
   ``BatchEvent``s (``BatchEventKind``), and writes the JSON report of what
   was done, skipped and failed (``FileStatus``) and how the run ended

@@ -32,9 +32,9 @@ from ..atomic import atomic_output
 from ..engines.base import Engine
 from ..errors import Cancelled, DimStudioError, ImageWriteError, TrimapError
 from ..export import Background, BackgroundSpec, resolve_background, write_outputs
-from ..images import read_image, read_mask, read_trimap
-from ..trimap import check_same_size, trimap_from_mask
-from .planning import REPORT_LISTS, BatchItem, BatchPlan, FileStatus, PlanStatus
+from ..images import image_size, read_image, read_mask, read_trimap
+from ..trimap import trimap_from_mask
+from .planning import REPORT_LISTS, BatchItem, BatchPlan, FileStatus, PlanStatus, check_background
 
 __all__ = ["BatchEvent", "BatchEventKind", "BatchReport", "FileResult", "RunStatus", "run_batch"]
 
@@ -255,15 +255,14 @@ class _Runner:
     # -- reading and writing (worker threads) --------------------------------
 
     def read(self, item: BatchItem) -> tuple[np.ndarray, np.ndarray]:
-        image = read_image(item.image)
         assert item.partner is not None
+        # Sizes from the headers first: a mismatched pair is refused before either is decoded.
+        shape = image_size(item.image)
         if self.plan.masks_dir is not None:
-            mask = read_mask(item.partner)
-            check_same_size(image.shape, mask.shape, "image", f"mask {item.partner.name}")
-            trimap = trimap_from_mask(mask, self.band)
+            trimap = trimap_from_mask(read_mask(item.partner, shape), self.band)
         else:
-            trimap = read_trimap(item.partner, image.shape[:2])
-        return image, trimap
+            trimap = read_trimap(item.partner, shape)
+        return read_image(item.image), trimap
 
     def write(self, item: BatchItem, image: np.ndarray, alpha: np.ndarray) -> list[Path]:
         out = item.outputs
@@ -419,6 +418,8 @@ def run_batch(
         raise DimStudioError(f"bit depth must be 8 or 16, not {depth}")
     if band < 0:
         raise TrimapError(f"the band width must be 0 or more pixels, not {band}")
+    if isinstance(background, (str, os.PathLike)) and str(background) != plan.background:
+        check_background(plan, background)  # a background the plan was not checked against
     bg = resolve_background(background) if "composite" in plan.outputs else None
     settings: dict[str, Any] = {
         "outputs": list(plan.outputs),

@@ -37,8 +37,13 @@ OUT/{batchlib.REPORT_NAME}.
 
 Resuming: files whose outputs already exist are skipped, so running the same
 command again after an interruption continues where it stopped; --overwrite
-redoes everything, --retry-failed redoes only the files that failed last time.
-Ctrl-C stops after the current file (press it again to abandon that file too).
+redoes everything, --retry-failed redoes only the files that failed last time
+(and those whose outputs were deleted since; a damaged report is set aside as
+{batchlib.REPORT_NAME}.bad). Ctrl-C stops after the current file (press it
+again to abandon that file too).
+
+Inputs are never written: a run whose output would replace a photo, a trimap
+or mask, or the --background image is refused before anything is written.
 
 Exit status: 0 when every file succeeded or was skipped, 1 when any failed,
 130 when interrupted.
@@ -181,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
     )
     # The GUI's plan and output-folder check: an unwritable folder fails before any matting.
     plan = batch_workflow.plan_request(request)
+    for warning in plan.warnings:  # even with --quiet: the user should know what was set aside
+        print(f"dim-studio: warning: {warning}", file=sys.stderr)
     # The engine is made here, after planning and before the Ctrl-C handler (not from the request).
     choice = engine_choice(args)
     engine = create_engine(choice.name, **choice.options)  # once, for every file

@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Matte every photo in --images with its trimap and compare the result with "
         "the ground-truth alpha of the same name. Prints a table per image and the mean per "
         "engine of SAD, MSE, Gradient and Connectivity (over the trimap's unknown region) "
-        "and the engine's time in seconds.",
+        "and the engine's time in seconds. A photo that cannot be evaluated (unreadable, too "
+        "large, a trimap or alpha of another size) is reported on stderr and left out of the "
+        "table and the means; the others are still evaluated, and the exit status is 1.",
     )
     p.add_argument("--images", required=True, metavar="DIR", help="folder of photos")
     p.add_argument("--trimaps", required=True, metavar="DIR", help="folder of trimaps")
@@ -65,9 +67,16 @@ def run(args: argparse.Namespace) -> int:
 
     for name, why in results.skipped:
         print(f"dim-studio: note: skipped {name}: {why}", file=sys.stderr)
+    for name, why in results.failed:
+        print(f"dim-studio: error: failed {name}: {why}", file=sys.stderr)
     print(results.format_table())
     if args.csv:
         print(f"wrote {results.write_csv(args.csv)}")
     if args.json:
         print(f"wrote {results.write_json(args.json)}")
+    if results.failed:
+        total = len(results.failed) + len(results.images)
+        print(f"dim-studio: error: {len(results.failed)} of {total} photos could not be "
+              f"evaluated; the means cover the other {len(results.images)}", file=sys.stderr)
+        return 1
     return 0

@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     # Parse the background before the slow part so a typo fails at once.
     background = resolve_background(args.background) if args.composite else None
 
+    trimap = read_trimap(args.trimap, image_path=image_path)  # sizes from both headers first
     image = read_image(image_path)
-    trimap = read_trimap(args.trimap, image.shape[:2])
     choice = engine_choice(args)
     request = ExportRequest(
         image, trimap, choice, alpha_path=args.output, cutout_path=args.cutout,

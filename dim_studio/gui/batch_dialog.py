@@ -807,6 +807,7 @@ class BatchDialog(QDialog):
         self.current_label.setText(f"{head}: {counts} ({result.seconds:.1f} s, {result.engine}).")
         ignored = len(result.plan.ignored)
         note = f" {ignored} file(s) that are not images were ignored." if ignored else ""
+        note += "".join(f" Note: {warning}." for warning in result.plan.warnings)
         self.summary_label.setText(f"Report: {self.report_path}.{tail}{note}")
         self._end_run()
 

@@ -387,8 +387,7 @@ class MainWindow(QMainWindow):
             return
         try:
             with self._reporting("Trimap from mask"):
-                mask = read_mask(path)
-                check_same_size(self.image.shape, mask.shape, "photo", f"mask {Path(path).name}")
+                mask = read_mask(path, self.image.shape[:2])  # size from the header, before decoding
         except _Reported:
             return
         self.settings.set_last_folder("mask", path)

@@ -131,6 +131,7 @@ def plan_request(request: BatchRequest) -> BatchPlan:
         masks_dir=partners if request.use_masks else None,
         recursive=request.recursive, outputs=request.outputs,
         overwrite=request.overwrite, retry_failed=request.retry_failed,
+        background=request.background,
     )
     check_output_folder(plan.out_dir)
     return plan
