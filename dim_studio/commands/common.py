@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..engines import engine_names
 from ..workflows.engine_choice import EngineChoice, choose_engine
@@ -23,11 +24,18 @@ def add_engine_options(parser: argparse.ArgumentParser, multiple: bool = False) 
 
 
 def engine_choice(args: argparse.Namespace, name: str | None = None) -> EngineChoice:
-    """The engine ``--engine`` (or ``name``) names, configured from ``--weights`` and ``--device``."""
-    return choose_engine(
+    """The engine ``--engine`` (or ``name``) names, configured from ``--weights`` and ``--device``.
+
+    The choice's notes (a weights file that cannot be used, so the default is
+    not dim) go to stderr, one line each.
+    """
+    choice = choose_engine(
         name if name is not None else getattr(args, "engine", None),
         weights=getattr(args, "weights", None), device=getattr(args, "device", None),
     )
+    for note in choice.notes:
+        print(f"dim-studio: note: {note}", file=sys.stderr)
+    return choice
 
 
 def add_background_option(parser: argparse.ArgumentParser) -> None:

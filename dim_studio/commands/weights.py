@@ -9,6 +9,7 @@ handler runs, so registering the commands keeps ``dim-studio --help`` fast.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,22 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("name", choices=("dim-stage3",), help="which weights")
     p.add_argument("--url", default=None, help="download from this address instead (e.g. a mirror)")
     p.add_argument("--dest", type=Path, default=None, help="install folder (default: the user data folder)")
+    p.add_argument(
+        "--deadline", type=_positive_minutes, default=None, metavar="MINUTES",
+        help="give up after this many minutes, keeping what arrived for a resume (default 60)",
+    )
     p.set_defaults(func=cmd_download)
     return parser
+
+
+def _positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got '{text}'")
+    return value
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -93,6 +108,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     path = args.file
     if path is None:
         status = weights_status()
+        if status.unusable is not None:
+            raise WeightsError(status.problem)  # names the file and what is wrong with it
         if status.path is None:
             raise WeightsError(status.explain())
         path = status.path
@@ -104,7 +121,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from ..workflows.weights import download_weights
 
-    installed = download_weights(args.name, url=args.url, dest_dir=args.dest, progress_bar=True)
+    deadline = None if args.deadline is None else 60.0 * args.deadline
+    installed = download_weights(args.name, url=args.url, dest_dir=args.dest, progress_bar=True, deadline=deadline)
     print(f"Installed {installed.path}")
     print(installed.summary)
     return 0

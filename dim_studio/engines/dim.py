@@ -557,11 +557,24 @@ class DIMEngine(Engine):
                 if is_out_of_memory(exc):
                     raise _OutOfMemory(tile.window_shape) from None
                 raise
+            if not np.isfinite(out).all():
+                raise self._garbage_output(device)
             ky0, ky1, kx0, kx1 = tile.keep
             alpha[ky0:ky1, kx0:kx1] = out[ky0 - wy0:ky1 - wy0, kx0 - wx0:kx1 - wx0]
             if progress is not None:
                 progress((done + 1) / len(tiles))
         return alpha
+
+    def _garbage_output(self, device: torch.device) -> EngineError:
+        # NaN survives every later step and ends as alpha 0 in a PNG: an
+        # all-transparent cutout that looks like a result. Never hand that out.
+        kind, _ = device_kind_and_name(device)
+        source = f"the weights file {self.weights_path}" if self.weights_path is not None else "the network given"
+        return EngineError(
+            f"the DIM network produced NaN or infinite values on the {kind} with {source}, so it gave "
+            "no alpha: the weights or their normalisation are broken. Import or download the weights "
+            "again, or use a classical engine (closed-form, lkm, knn)"
+        )
 
     def _note(self, text: str) -> None:
         self.last_run_notes.append(text)

@@ -273,6 +273,8 @@ def download_published_weights(parent: QWidget | None, name: str = DOWNLOAD_NAME
 def _weights_summary() -> tuple[str, str, bool]:
     """(text, details, found) about the weights the app would use. Task thread (imports torch)."""
     status = weights_status()
+    if status.unusable is not None:
+        return "The dim engine cannot use its weights file.", status.explain(), False
     if status.path is None:
         return "No weights found for the dim engine.", status.explain(), False
     return f"The dim engine uses {status.path}.", describe_weights(status.path), True

@@ -34,6 +34,9 @@ _EXPORTS = {
     # weights.py
     "HOW_TO_GET_WEIGHTS": "weights",
     "WeightsInfo": "weights",
+    "WeightsWriteError": "weights",
+    "check_weights": "weights",
+    "printable": "weights",
     "find_weights": "weights",
     "how_to_get_weights": "weights",
     "load_weights": "weights",
@@ -46,6 +49,7 @@ _EXPORTS = {
     "import_weights": "importers",
     "load_torch_checkpoint": "importers",
     "UnsafeCheckpointError": "importers",
+    "CheckpointTooLargeError": "importers",
     # download.py
     "download_checkpoint": "download",
 }

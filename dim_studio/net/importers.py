@@ -14,6 +14,13 @@ scan of their pickles (which runs nothing) has found no Python object outside
 what checkpoints of these sources are made of; torch's own allow-list is
 wider than that (it admits ``bytearray``, so a 33-byte file can make it build
 a 1.5 GB object before it notices that the file is not a checkpoint).
+
+Before any of that, sizes are checked against ``limits.max_weights_bytes()``
+(``DIM_STUDIO_MAX_WEIGHTS_MB``): the file's size on disk and, for a zip (a
+torch zip checkpoint, an .npz), the uncompressed sizes its central directory
+declares and how many times each member would inflate. A 1 MB zip that would
+inflate to gigabytes is refused without decompressing a byte of it, and the
+pickle scan reads at most ``MAX_PICKLE_BYTES``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import numpy as np
 import torch
 
 from dim_studio.errors import WeightsError
+from dim_studio.limits import HOW_TO_RAISE_WEIGHTS, MAX_ZIP_RATIO, MIN_RATIO_CHECKED_BYTES, max_weights_bytes
 
 from .model import (
     DEFAULT_NORMALIZATION,
@@ -49,8 +57,12 @@ from .weights import WeightsInfo, describe_format, save_weights
 
 __all__ = [
     "KNOWN_OPENMMLAB_CHECKPOINTS",
+    "MAX_PICKLE_BYTES",
     "SOURCES",
+    "CheckpointTooLargeError",
     "UnsafeCheckpointError",
+    "check_checkpoint_size",
+    "check_zip_sizes",
     "detect_source",
     "import_weights",
     "load_torch_checkpoint",
@@ -126,15 +138,130 @@ _UNNAMED_GLOBAL_OPS = frozenset({"STACK_GLOBAL", "EXT1", "EXT2", "EXT4"})
 _LEGACY_PICKLES = 5
 
 
-def _pickle_globals(stream: IO[bytes]) -> list[str]:
+class CheckpointTooLargeError(WeightsError):
+    """A checkpoint is (or would inflate to) more than the weights-file limit; nothing was decompressed."""
+
+
+#: The most bytes one pickle of a checkpoint may take. A pickle holds only the
+#: structure (key names, tensor shapes, storage references, a little meta):
+#: about 20 kB for DIM, a few MB for a training checkpoint with optimizer
+#: state. The tensor data lives outside it, so 64 MiB is generous, and it
+#: bounds what the scan reads even from a data.pkl that is itself a bomb.
+MAX_PICKLE_BYTES = 64 << 20
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 10e6 else f"{n / 1e6:.1f} MB"
+
+
+def _too_large(name: str, what: str, size: int) -> CheckpointTooLargeError:
+    return CheckpointTooLargeError(
+        f"refusing to read {name}: {what} {_mb(size)}, more than the {_mb(max_weights_bytes())} "
+        "limit for weights files (real DIM and VGG-16 checkpoints are 100-600 MB); nothing in it was "
+        f"decompressed or loaded. If the file is genuine, {HOW_TO_RAISE_WEIGHTS}"
+    )
+
+
+def check_checkpoint_size(path: str | os.PathLike[str], size: int | None = None) -> None:
+    """Refuse a checkpoint whose size on disk is over ``limits.max_weights_bytes()``."""
+    path = Path(path)
+    size = path.stat().st_size if size is None else size
+    if size > max_weights_bytes():
+        raise _too_large(path.name, "it is", size)
+
+
+def check_zip_sizes(zf: zipfile.ZipFile, name: str) -> None:
+    """Refuse a zip by what its central directory declares, before anything is decompressed.
+
+    The total of the declared uncompressed sizes (and so every member) must
+    fit ``limits.max_weights_bytes()``, and no member above
+    ``MIN_RATIO_CHECKED_BYTES`` may inflate more than ``MAX_ZIP_RATIO``
+    times. Declared sizes are what bound the memory: Python's zipfile stops
+    at a member's declared size, and torch's reader (miniz) inflates into a
+    buffer of exactly that size, failing on anything longer.
+    """
+    cap = max_weights_bytes()
+    members = zf.infolist()
+    total = sum(info.file_size for info in members)
+    if total > cap:
+        biggest = max(members, key=lambda info: info.file_size)
+        what = (
+            f"its member {biggest.filename!r} would inflate to" if biggest.file_size > cap
+            else f"its {len(members)} members would inflate to"
+        )
+        raise _too_large(name, what, total if biggest.file_size <= cap else biggest.file_size)
+    # Each member, and all of them together (many small bombs add up too).
+    stored_total = sum(info.compress_size for info in members)
+    for what, size, stored in [
+        *((f"its member {info.filename!r}", info.file_size, info.compress_size) for info in members),
+        (f"its {len(members)} members", total, stored_total),
+    ]:
+        stored = max(stored, 1)
+        if size > MIN_RATIO_CHECKED_BYTES and size > MAX_ZIP_RATIO * stored:
+            raise CheckpointTooLargeError(
+                f"refusing to read {name}: {what} would inflate {size / stored:,.0f}-fold, from "
+                f"{_mb(stored)} to {_mb(size)}; weights files do not compress like that, so this looks "
+                "like a zip bomb. Nothing in it was decompressed or loaded"
+            )
+
+
+class _PickleTooLarge(CheckpointTooLargeError):
+    pass
+
+
+class _Bounded:
+    """A read-only view of ``raw`` that refuses to read past ``limit`` bytes.
+
+    pickletools reads an opcode's argument with one ``read(n)`` of the length
+    the pickle declares, so the request itself is refused before any buffer
+    of that size is made.
+    """
+
+    def __init__(self, raw: IO[bytes], limit: int, name: str) -> None:
+        self.raw, self.left, self.name, self.limit = raw, limit, name, limit
+        self.pos = 0
+
+    def _refuse(self) -> _PickleTooLarge:
+        return _PickleTooLarge(
+            f"refusing to read {self.name}: its pickle would take more than {_mb(self.limit)}, far more "
+            "than any checkpoint's structure needs (the tensor data is stored outside it); nothing in it "
+            "was loaded"
+        )
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            data = self.raw.read(self.left + 1)
+            if len(data) > self.left:
+                raise self._refuse()
+        elif n > self.left:
+            raise self._refuse()
+        else:
+            data = self.raw.read(n)
+        self.left -= len(data)
+        self.pos += len(data)
+        return data
+
+    def readline(self) -> bytes:
+        line = self.raw.readline(self.left + 1)
+        if len(line) > self.left:
+            raise self._refuse()
+        self.left -= len(line)
+        self.pos += len(line)
+        return line
+
+    def tell(self) -> int:
+        return self.pos
+
+
+def _pickle_globals(stream: IO[bytes], source: str = "the checkpoint") -> list[str]:
     """The globals one pickle names, in order; reads ``stream`` up to its STOP opcode.
 
-    Only parses opcodes (nothing is built or called). Names are mapped from
-    Python 2 spellings as torch's unpickler maps them, so that both see the
-    same name.
+    Only parses opcodes (nothing is built or called), and reads at most
+    ``MAX_PICKLE_BYTES``. Names are mapped from Python 2 spellings as torch's
+    unpickler maps them, so that both see the same name.
     """
     found: list[str] = []
-    for op, arg, _pos in pickletools.genops(stream):
+    for op, arg, _pos in pickletools.genops(_Bounded(stream, MAX_PICKLE_BYTES, source)):
         if op.name in ("GLOBAL", "INST"):
             module, _, name = str(arg).partition(" ")
             if (module, name) in NAME_MAPPING:
@@ -147,26 +274,29 @@ def _pickle_globals(stream: IO[bytes]) -> list[str]:
     return found
 
 
-def _zip_globals(f: IO[bytes]) -> list[str]:
+def _zip_globals(f: IO[bytes], name: str) -> list[str]:
     found: list[str] = []
     with zipfile.ZipFile(f) as zf:
+        check_zip_sizes(zf, name)
         # every data.pkl, duplicates included: torch reads one of them
         for info in zf.infolist():
             if info.filename.rpartition("/")[2] == "data.pkl":
+                if info.file_size > MAX_PICKLE_BYTES:
+                    raise _Bounded(f, MAX_PICKLE_BYTES, name)._refuse()
                 with zf.open(info) as pkl:
-                    found += _pickle_globals(pkl)
+                    found += _pickle_globals(pkl, name)
     return found
 
 
-def _legacy_globals(f: IO[bytes]) -> list[str]:
+def _legacy_globals(f: IO[bytes], name: str) -> list[str]:
     f.seek(0)
-    found = _pickle_globals(f)
+    found = _pickle_globals(f, name)
     # a plain pickle ends here; a legacy checkpoint goes on
     for _ in range(_LEGACY_PICKLES - 1):
         if not f.read(1):
             break
         f.seek(-1, os.SEEK_CUR)
-        found += _pickle_globals(f)
+        found += _pickle_globals(f, name)
     return found
 
 
@@ -200,8 +330,9 @@ def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
 
     Raises :class:`UnsafeCheckpointError` naming the Python objects outside
     ``_ALLOWED_GLOBALS`` that the file needs (found by a scan before torch
-    reads anything), and WeightsError for a file that is damaged or not a
-    checkpoint.
+    reads anything), :class:`CheckpointTooLargeError` for a file over the
+    weights-file limit (on disk, or as its zip declares it would inflate), and
+    WeightsError for a file that is damaged or not a checkpoint.
     """
     path = Path(path)
     try:
@@ -209,10 +340,13 @@ def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
     except OSError as e:
         raise WeightsError(f"cannot read {path}: {e.strerror or e}") from e
     with f:
+        check_checkpoint_size(path, os.fstat(f.fileno()).st_size)
         try:
             # torch tells zip from legacy by these 4 bytes alone; so must we, or a
             # legacy file with a zip appended would have the wrong pickles scanned.
-            found = _zip_globals(f) if f.read(4) == b"PK\x03\x04" else _legacy_globals(f)
+            found = _zip_globals(f, path.name) if f.read(4) == b"PK\x03\x04" else _legacy_globals(f, path.name)
+        except WeightsError:
+            raise
         except Exception as e:  # any parse failure of an untrusted file means the same to the user
             raise WeightsError(f"cannot read {path.name}: it is damaged or not a PyTorch checkpoint ({_first_line(e)})") from e
         if refused := [name for name in found if name not in _ALLOWED_GLOBALS]:
@@ -242,17 +376,30 @@ def _read(path: Path) -> tuple[str, Any]:
     """(format, payload): payload is a dict of arrays (npz) or the loaded object."""
     if not path.is_file():
         raise WeightsError(f"{path} does not exist")
+    check_checkpoint_size(path)
     kind = describe_format(path)
     if kind == "npz":
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                return kind, {k: npz[k] for k in npz.files}
+            # the same file object for the check and the load: no swap in between
+            with open(path, "rb") as f:
+                with zipfile.ZipFile(f) as zf:
+                    check_zip_sizes(zf, path.name)
+                f.seek(0)
+                with np.load(f, allow_pickle=False) as npz:
+                    return kind, {k: npz[k] for k in npz.files}
+        except WeightsError:
+            raise
         except ValueError as e:
             raise WeightsError(f"{path.name}: the npz holds Python objects, which are not read ({e})") from e
+        except (OSError, zipfile.BadZipFile, EOFError) as e:
+            raise WeightsError(f"cannot read {path.name}: it is damaged or not an .npz archive ({_first_line(e)})") from e
     if kind == "safetensors":
         from safetensors.torch import load_file
 
-        return kind, load_file(str(path))
+        try:
+            return kind, load_file(str(path))
+        except Exception as e:  # safetensors raises its own error types
+            raise WeightsError(f"cannot read {path.name}: the safetensors file is damaged ({_first_line(e)})") from e
     if kind in ("torch-zip", "pickle"):
         return kind, load_torch_checkpoint(path)
     raise WeightsError(
@@ -396,6 +543,9 @@ def import_weights(
     if src.resolve() == dst.resolve():
         raise WeightsError("the output file must differ from the input file")
     name = source_name or src.name
+    if not src.is_file():
+        raise WeightsError(f"{src} does not exist")
+    check_checkpoint_size(src)  # before hashing what may be gigabytes
     sha = sha256_file(src)
     kind, payload = _read(src)
     if kind == "npz":

@@ -21,10 +21,14 @@ user data folder, then ``model/`` beside the package.
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import re
 import struct
 import time
+import unicodedata
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,11 +50,14 @@ __all__ = [
     "HOW_TO_GET_WEIGHTS",
     "PREFERRED_WEIGHTS_NAME",
     "WeightsInfo",
+    "WeightsWriteError",
+    "check_weights",
     "describe_format",
     "find_weights",
     "how_to_get_weights",
     "load_weights",
     "model_dir",
+    "printable",
     "read_weights_info",
     "save_weights",
     "user_data_dir",
@@ -132,6 +139,99 @@ def find_weights(explicit: str | os.PathLike[str] | None = None) -> Path | None:
 # --------------------------------------------------------------------------
 
 
+def printable(text: object, limit: int | None = 300) -> str:
+    """``text`` safe to print on a terminal or show in a dialog: one line, no control sequences.
+
+    Metadata comes from files of any origin: an ANSI escape in it could
+    rewrite the terminal, a carriage return hide what came before, a
+    right-to-left override reorder what follows, a lone surrogate make the
+    print itself fail. Such characters (Unicode categories Cc, Cf, Cs, Zl,
+    Zp) are shown as Python escapes (``\\x1b``); text over ``limit``
+    characters is cut.
+    """
+    s = str(text)
+    if limit is not None and len(s) > limit:
+        s = s[:limit] + "..."
+    return "".join(
+        ch if unicodedata.category(ch) not in _UNPRINTABLE else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for ch in s
+    )
+
+
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+# The normalisation's numbers must lie within these magnitudes: far beyond any
+# real normalisation (pixels scaled to 255, means ~124, stds ~58), and far
+# enough from float32's limits that normalising a pixel cannot overflow.
+_NORM_MAX = 1e6
+_NORM_MIN_POSITIVE = 1e-6
+#: Entries of a provenance or metrics mapping shown by ``describe``.
+_MAX_SHOWN_ENTRIES = 30
+
+
+def _shown(value: Any) -> str:
+    """A bad value as the error message quotes it (JSON, escaped, short)."""
+    try:
+        text = json.dumps(value, ensure_ascii=True, allow_nan=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Schema:
+    """Checks one file's metadata; every complaint names the file and the field."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.where = printable(path, None) if path is not None else "these weights"
+
+    def error(self, field: str, expected: str, value: Any) -> WeightsError:
+        return WeightsError(
+            f"{self.where}: the DIM Studio metadata is invalid: {field} must be {expected}, not {_shown(value)}"
+        )
+
+    def mapping(self, data: Mapping[str, Any], key: str) -> dict[str, Any]:
+        """An optional JSON object (missing or null: empty)."""
+        value = data.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(key, "a JSON object", value)
+        return value
+
+    def number(self, value: Any, field: str, *, positive: bool) -> float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            try:
+                number = float(value)  # a JSON integer may be too large for a float
+            except OverflowError:
+                number = math.inf
+            ok = _NORM_MIN_POSITIVE <= number <= _NORM_MAX if positive else abs(number) <= _NORM_MAX
+        if not ok:
+            expected = (
+                f"a number from {_NORM_MIN_POSITIVE:g} to {_NORM_MAX:g}" if positive
+                else f"a number from {-_NORM_MAX:g} to {_NORM_MAX:g}"
+            )
+            raise self.error(field, expected, value)
+        return number
+
+    def triple(self, value: Any, field: str, *, positive: bool) -> list[float]:
+        if not isinstance(value, list) or len(value) != 3:
+            raise self.error(field, "a list of 3 numbers (R, G, B)", value)
+        return [self.number(v, f"{field}[{i}]", positive=positive) for i, v in enumerate(value)]
+
+    def normalization(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        given = self.mapping(data, "normalization")
+        norm = {**DEFAULT_NORMALIZATION, **given}  # unknown extra keys are kept, and ignored
+        order = norm["channel_order"]
+        if not isinstance(order, str) or order.upper() != "RGB":
+            raise self.error("normalization.channel_order", '"RGB" (the only order supported)', order)
+        norm["input_range"] = self.number(norm["input_range"], "normalization.input_range", positive=True)
+        norm["trimap_divisor"] = self.number(norm["trimap_divisor"], "normalization.trimap_divisor", positive=True)
+        norm["mean"] = self.triple(norm["mean"], "normalization.mean", positive=False)
+        norm["std"] = self.triple(norm["std"], "normalization.std", positive=True)
+        return norm
+
+
 @dataclass
 class WeightsInfo:
     """What a weights file says about itself."""
@@ -159,60 +259,92 @@ class WeightsInfo:
 
     @classmethod
     def from_metadata(cls, data: Mapping[str, Any], path: Path | None = None) -> WeightsInfo:
-        if data.get("format", FORMAT_NAME) != FORMAT_NAME:
-            raise WeightsError(f"{path}: metadata format {data.get('format')!r} is not {FORMAT_NAME!r}")
-        version = int(data.get("format_version", FORMAT_VERSION))
+        """Validate ``data`` (the file's ``dim_studio`` JSON) and build the info.
+
+        Types, ranges and finiteness are checked for every field the program
+        uses; unknown extra keys are tolerated (a newer DIM Studio of the same
+        format version may add some). The first problem raises WeightsError
+        naming the file and the field.
+        """
+        check = _Schema(path)
+        fmt = data.get("format", FORMAT_NAME)
+        if fmt != FORMAT_NAME:
+            raise check.error("format", f'"{FORMAT_NAME}"', fmt)
+        version = data.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise check.error("format_version", "a whole number from 1", version)
         if version > FORMAT_VERSION:
             raise WeightsError(
-                f"{path} was written by a newer DIM Studio (weights format {version}; this "
+                f"{check.where} was written by a newer DIM Studio (weights format {version}; this "
                 f"version reads up to {FORMAT_VERSION}): update DIM Studio"
             )
-        arch = data.get("architecture", {})
-        if arch.get("name", "dim") != "dim":
-            raise WeightsError(f"{path} holds a {arch.get('name')!r} network, not DIM")
-        norm = dict(DEFAULT_NORMALIZATION)
-        norm.update(data.get("normalization") or {})
+        arch = check.mapping(data, "architecture")
+        name = arch.get("name", "dim")
+        if not isinstance(name, str):
+            raise check.error("architecture.name", '"dim"', name)
+        if name != "dim":
+            raise WeightsError(f"{check.where} holds a {_shown(name)} network, not DIM")
+        conv6 = arch.get("conv6", "1x1")
+        if conv6 not in ("1x1", "7x7"):
+            raise check.error("architecture.conv6", '"1x1" or "7x7"', conv6)
+        refine = arch.get("refine", True)
+        if not isinstance(refine, bool):
+            raise check.error("architecture.refine", "true or false", refine)
+        created = data.get("created")
+        if created is not None and not isinstance(created, str):
+            raise check.error("created", "a date in a string", created)
         return cls(
-            config=DIMConfig.from_dict(arch),
-            normalization=norm,
-            provenance=dict(data.get("provenance") or {}),
-            metrics=dict(data.get("metrics") or {}),
+            config=DIMConfig(conv6=conv6, refine=refine),
+            normalization=check.normalization(data),
+            provenance=dict(check.mapping(data, "provenance")),
+            metrics=dict(check.mapping(data, "metrics")),
             format_version=version,
-            created=data.get("created"),
+            created=created,
             path=path,
         )
 
     def describe(self) -> str:
-        """Human-readable multi-line summary (used by `dim-studio weights info`)."""
+        """Human-readable multi-line summary (used by `dim-studio weights info`).
+
+        Every value from the file goes through :func:`printable`.
+        """
         lines = []
         if self.path is not None:
-            lines.append(f"File:           {self.path}")
+            lines.append(f"File:           {printable(self.path, None)}")
         lines.append(f"Architecture:   {self.config.describe()}")
         if self.parameter_count is not None:
             lines.append(f"Parameters:     {self.parameter_count:,}")
         n = self.normalization
-        lines.append(
+        lines.append(printable(
             f"Normalisation:  {n.get('channel_order', 'RGB')} x {n.get('input_range')}, "
-            f"mean {list(n.get('mean', []))}, std {list(n.get('std', []))}; "
-            f"trimap / {n.get('trimap_divisor')}"
-        )
+            f"mean {_as_list(n.get('mean'))}, std {_as_list(n.get('std'))}; "
+            f"trimap / {n.get('trimap_divisor')}",
+            None,
+        ))
         lines.append("Provenance:     " + (_fmt_mapping(self.provenance, 16) or "unknown"))
         lines.append("Metrics:        " + (_fmt_mapping(self.metrics, 16) or "none recorded"))
         if self.created:
-            lines.append(f"Created:        {self.created}")
+            lines.append(f"Created:        {printable(self.created, 60)}")
         lines.append(f"Format:         {FORMAT_NAME} version {self.format_version}")
-        lines.extend(f"Note:           {note}" for note in self.notes)
+        lines.extend(f"Note:           {printable(note)}" for note in self.notes)
         return "\n".join(lines)
+
+
+def _as_list(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def _fmt_mapping(data: Mapping[str, Any], indent: int) -> str:
     parts = []
-    for key, value in data.items():
+    items = list(data.items())
+    for key, value in items[:_MAX_SHOWN_ENTRIES]:
         if isinstance(value, Mapping):
-            inner = ", ".join(f"{k} {v}" for k, v in value.items())
-            parts.append(f"{key}: {inner}")
+            inner = ", ".join(f"{k} {v}" for k, v in list(value.items())[:_MAX_SHOWN_ENTRIES])
+            parts.append(printable(f"{key}: {inner}"))
         else:
-            parts.append(f"{key}: {value}")
+            parts.append(printable(f"{key}: {value}"))
+    if len(items) > _MAX_SHOWN_ENTRIES:
+        parts.append(f"... and {len(items) - _MAX_SHOWN_ENTRIES} more")
     return ("\n" + " " * indent).join(parts)
 
 
@@ -289,12 +421,15 @@ def _info_from_metadata(path: Path, raw: Mapping[str, str] | None, shapes: Mappi
         info = WeightsInfo(config=DIMConfig(conv6=conv6, refine=any(k.startswith("refine.") for k in shapes)), path=path)
         info.notes.append("no DIM Studio metadata: architecture inferred, reference normalisation assumed")
         return info
+    where = printable(path, None)
     try:
         data = json.loads(blob)
-    except json.JSONDecodeError as e:
-        raise WeightsError(f"{path}: the DIM Studio metadata is not valid JSON ({e})") from e
+    except ValueError as e:  # JSONDecodeError, or an integer of thousands of digits
+        raise WeightsError(f"{where}: the DIM Studio metadata is not valid JSON ({e})") from e
+    except RecursionError:
+        raise WeightsError(f"{where}: the DIM Studio metadata is nested too deeply to read") from None
     if not isinstance(data, dict):
-        raise WeightsError(f"{path}: the DIM Studio metadata is not a JSON object")
+        raise WeightsError(f"{where}: the DIM Studio metadata is not a JSON object")
     return WeightsInfo.from_metadata(data, path)
 
 
@@ -303,7 +438,10 @@ def _open_safetensors(path: Path) -> tuple[WeightsInfo, dict[str, list[int]]]:
 
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist. {HOW_TO_GET_WEIGHTS}")
-    kind = describe_format(path)
+    try:
+        kind = describe_format(path)
+    except OSError as e:
+        raise WeightsError(f"cannot read {printable(path, None)}: {e.strerror or e}") from e
     if kind != "safetensors":
         raise _not_safetensors(path, kind)
     try:
@@ -316,9 +454,26 @@ def _open_safetensors(path: Path) -> tuple[WeightsInfo, dict[str, list[int]]]:
 
 
 def read_weights_info(path: str | os.PathLike[str]) -> WeightsInfo:
-    """Metadata of a weights file, without loading the tensors."""
+    """Metadata of a weights file (validated), without loading the tensors."""
     path = Path(path)
     info, shapes = _open_safetensors(path)
+    info.parameter_count = sum(_numel(s) for s in shapes.values())
+    return info
+
+
+def check_weights(path: str | os.PathLike[str]) -> WeightsInfo:
+    """Everything about a weights file that can be checked without reading its tensors.
+
+    The format, the metadata (see ``WeightsInfo.from_metadata``) and every
+    key and shape against the network the metadata describes; raises
+    WeightsError naming the file and the first problem. Reads only the
+    file's header, so it is cheap enough to run before choosing an engine.
+    """
+    path = Path(path)
+    info, shapes = _open_safetensors(path)
+    with torch.device("meta"):
+        probe = DIMNet(info.config)
+    check_state_dict(probe, shapes, source=printable(path, None))
     info.parameter_count = sum(_numel(s) for s in shapes.values())
     return info
 
@@ -347,9 +502,51 @@ def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu
         tensors = load_file(str(path), device="cpu")
     except Exception as e:
         raise WeightsError(f"cannot read {path}: the safetensors file is damaged ({e})") from e
+    _check_finite(tensors, f"{printable(path, None)} is broken")
     model = build_dim(info.config, tensors, device=device)
     info.parameter_count = sum(p.numel() for p in model.parameters())
     return model, info
+
+
+def _check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:
+    """Raise WeightsError naming the first tensor with a NaN or an infinity.
+
+    Such weights (a training run that diverged, a damaged conversion) make
+    every alpha NaN; refusing them says why instead of matting garbage.
+    """
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(
+                f"{what}: {key} holds NaN or infinite values, so the network could only produce "
+                "garbage (did the training diverge?)"
+            )
+
+
+class WeightsWriteError(WeightsError):
+    """A weights file could not be written (full disk, read-only folder); the input is fine."""
+
+
+def _write_failure(path: Path, exc: BaseException, size: int | None = None) -> WeightsWriteError:
+    """One line for a failed write: which file, why, and what to do about a full disk."""
+    code = getattr(exc, "errno", None)
+    reason = getattr(exc, "strerror", None)
+    if code is None:
+        # safetensors' own error: "Error while serializing: I/O error: No space left on device (os error 28)"
+        m = re.search(r"\(os error (\d+)\)", str(exc))
+        code = int(m.group(1)) if m else None
+        reason = os.strerror(code) if code is not None else _first_line(exc)
+    advice = ""
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        needs = f" (the file needs about {size / 1e6:,.0f} MB)" if size else ""
+        advice = f"; free some space on that disk{needs} or write the file elsewhere"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = "; choose a folder you can write to"
+    return WeightsWriteError(f"cannot write {printable(path, None)}: {reason or exc}{advice}")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 def save_weights(
@@ -388,13 +585,18 @@ def save_weights(
     )
     try:
         blob = json.dumps(info.to_metadata(), sort_keys=False)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise WeightsError(f"weights metadata must be plain JSON values ({e})") from e
+    # The app never writes a file it would refuse to read.
+    WeightsInfo.from_metadata(json.loads(blob), path)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    _check_finite(tensors, f"refusing to write {printable(path, None)}")
     info.parameter_count = sum(t.numel() for t in tensors.values())
     try:
-        with atomic_output(path, WeightsError) as tmp:
+        with atomic_output(path, WeightsWriteError) as tmp:
             save_file(tensors, str(tmp), metadata={METADATA_KEY: blob, "format": "pt"})
-    except OSError as e:
-        raise WeightsError(f"cannot write {path}: {e.strerror or e}") from e
+    except WeightsError:
+        raise
+    except Exception as e:  # OSError, or safetensors' SafetensorError wrapping one
+        raise _write_failure(path, e, 4 * info.parameter_count) from e
     return info

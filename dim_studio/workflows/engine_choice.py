@@ -23,6 +23,9 @@ class EngineChoice:
 
     name: str
     options: dict[str, Any]
+    #: What the user should know about the choice: the default is not dim
+    #: because the weights file found (or named) cannot be used, and why.
+    notes: tuple[str, ...] = ()
 
 
 def engine_options(name: str, *, weights: str | None = None, device: str | None = None) -> dict[str, Any]:
@@ -37,23 +40,43 @@ def engine_options(name: str, *, weights: str | None = None, device: str | None 
     return options
 
 
-def default_engine_name(weights: str | None = None) -> str:
-    """``dim`` when weights can be found (``weights`` first), else the offline default.
+def default_engine(weights: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """The default engine and the notes that explain it.
 
-    Imports torch (through the weights search) only when there is a network
-    engine to look for.
+    ``dim`` when usable weights are found (``weights`` first), else the
+    offline default. A weights file that is found or named but cannot be used
+    (damaged, invalid metadata, wrong shapes, missing) never breaks the
+    offline engines: the default falls back, with a note saying which file
+    and why. Imports torch (through the weights search) only when there is a
+    network engine to look for.
     """
     from .weights import weights_status
 
-    return "dim" if weights_status(weights).path is not None else OFFLINE_DEFAULT
+    status = weights_status(weights)
+    if status.path is not None:
+        return "dim", ()
+    if status.unusable is not None:
+        return OFFLINE_DEFAULT, (f"{status.problem}; using the {OFFLINE_DEFAULT} engine instead of dim",)
+    return OFFLINE_DEFAULT, ()
+
+
+def default_engine_name(weights: str | None = None) -> str:
+    """``dim`` when usable weights can be found (``weights`` first), else the offline default."""
+    return default_engine(weights)[0]
 
 
 def choose_engine(
     name: str | None, *, weights: str | None = None, device: str | None = None
 ) -> EngineChoice:
-    """The engine the user asked for (or the default) with its options."""
-    resolved = name or default_engine_name(weights)
-    return EngineChoice(resolved, engine_options(resolved, weights=weights, device=device))
+    """The engine the user asked for (or the default, with its notes) and its options."""
+    notes: tuple[str, ...] = ()
+    resolved = name
+    if not resolved:
+        resolved, notes = default_engine(weights)
+    return EngineChoice(resolved, engine_options(resolved, weights=weights, device=device), notes)
 
 
-__all__ = ["AUTO_DEVICE", "OFFLINE_DEFAULT", "EngineChoice", "choose_engine", "default_engine_name", "engine_options"]
+__all__ = [
+    "AUTO_DEVICE", "OFFLINE_DEFAULT", "EngineChoice", "choose_engine", "default_engine", "default_engine_name",
+    "engine_options",
+]

@@ -30,9 +30,14 @@ class WeightsStatus:
     """The weights the dim engine would use, or exactly why there are none and how to get some."""
 
     path: Path | None
-    problem: str = ""  # a named file that is missing, a folder with no weights, no torch
+    problem: str = ""  # a named file that is missing, a broken file, a folder with no weights, no torch
     help: str = ""     # how to get weights, with this machine's folders
     searched: tuple[tuple[str, Path], ...] = field(default_factory=tuple)
+    #: A weights file that the user named, or the search found, but that
+    #: cannot be used (missing, damaged, invalid metadata, wrong shapes);
+    #: ``problem`` says why. The dim engine is then not offered, and the
+    #: default engine is the offline one, with a note saying so.
+    unusable: Path | None = None
 
     @property
     def found(self) -> bool:
@@ -43,7 +48,7 @@ class WeightsStatus:
         if self.path is not None:
             return f"The dim engine uses {self.path}."
         lines = [self.problem or "No weights found for the dim engine."]
-        if self.searched:
+        if self.searched and self.unusable is None:
             lines.append("Looked in:")
             lines.extend(f"  {label}: {place}" for label, place in self.searched)
         if self.help:
@@ -52,20 +57,35 @@ class WeightsStatus:
 
 
 def weights_status(explicit: str | os.PathLike[str] | None = None) -> WeightsStatus:
-    """Search for weights in the documented order (README, "dim-studio weights"); never raises for a missing file.
+    """Search for weights in the documented order (README, "dim-studio weights") and check the file found.
 
-    Imports torch (the weights module needs it): call it off the GUI thread.
+    Never raises: a missing, damaged or invalid file is a status with its
+    ``problem``, never an exception, so that a broken file on the search
+    path cannot break the engines that need no weights. The check reads the
+    file's header only (format, metadata, every key and shape), not its
+    tensors. Imports torch (the weights module needs it): call it off the
+    GUI thread.
     """
     try:
-        from ..net.weights import find_weights, how_to_get_weights, weights_search_locations
+        from ..net.weights import ENV_WEIGHTS, check_weights, find_weights, how_to_get_weights, weights_search_locations
     except ImportError:
         return WeightsStatus(None, NO_TORCH_HELP, NO_TORCH_HELP)
     searched = tuple(weights_search_locations(explicit))
+    help_text = how_to_get_weights()
     try:
         path = find_weights(explicit)
     except DimStudioError as exc:
-        return WeightsStatus(None, str(exc), how_to_get_weights(), searched)
-    return WeightsStatus(path, "" if path else "No weights found for the dim engine.", how_to_get_weights(), searched)
+        # find_weights fails only for the first place the user named
+        named = next((place for label, place in searched if label in ("--weights", ENV_WEIGHTS)), None)
+        return WeightsStatus(None, str(exc), help_text, searched, unusable=named)
+    if path is None:
+        return WeightsStatus(None, "No weights found for the dim engine.", help_text, searched)
+    try:
+        check_weights(path)
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, it is a status, not a crash
+        problem = str(exc) if isinstance(exc, DimStudioError) else f"cannot read {path}: {exc}"
+        return WeightsStatus(None, problem, help_text, searched, unusable=path)
+    return WeightsStatus(path, "", help_text, searched)
 
 
 @dataclass(frozen=True)
@@ -98,7 +118,7 @@ def install_weights(
     """
     from ..atomic import atomic_copy
     from ..net.importers import import_weights
-    from ..net.weights import describe_format, load_weights, read_weights_info
+    from ..net.weights import WeightsWriteError, describe_format, load_weights, read_weights_info
 
     src_path = Path(src)
     if not src_path.is_file():
@@ -109,7 +129,7 @@ def install_weights(
     if source is None and config is None and describe_format(src_path) == "safetensors":
         load_weights(src_path)
         if src_path.resolve() != dst.resolve():
-            atomic_copy(src_path, dst, WeightsError)
+            atomic_copy(src_path, dst, WeightsWriteError)
     else:
         import_weights(src_path, dst, source=source, config=config)
     return InstalledWeights(dst, read_weights_info(dst).describe())
@@ -123,13 +143,18 @@ def download_weights(
     progress: Callable[[float], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     progress_bar: bool = False,
+    deadline: float | None = None,
 ) -> InstalledWeights:
-    """Download, verify, convert and install published weights (resumes a partial download)."""
-    from ..net.download import download_checkpoint
+    """Download, verify, convert and install published weights (resumes a partial download).
+
+    ``deadline``: seconds the whole transfer may take (None: the default, an hour).
+    """
+    from ..net.download import DEFAULT_DEADLINE_S, download_checkpoint
     from ..net.weights import read_weights_info
 
     path = download_checkpoint(
-        name, url=url, dest_dir=dest_dir, progress=progress, cancel=cancel, progress_bar=progress_bar
+        name, url=url, dest_dir=dest_dir, progress=progress, cancel=cancel, progress_bar=progress_bar,
+        deadline=DEFAULT_DEADLINE_S if deadline is None else deadline,
     )
     return InstalledWeights(path, read_weights_info(path).describe())
 

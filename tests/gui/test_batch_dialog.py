@@ -344,7 +344,14 @@ def test_dim_is_offered_only_when_weights_are_found(qtbot, tmp_path, recorder, m
 
     data = tmp_path / "data"
     data.mkdir()
-    (data / "dim-stage3.safetensors").write_bytes(b"")  # find_weights only looks for the file
+    (data / "dim-stage3.safetensors").write_bytes(b"")  # a broken file is not offered
+    dialog.refresh_weights()
+    qtbot.wait(300)
+    assert dialog.engine.findData("dim") < 0
+    from dim_studio.net.model import random_dim
+    from dim_studio.net.weights import save_weights
+
+    save_weights(data / "dim-stage3.safetensors", random_dim())
     dialog.refresh_weights()
     qtbot.waitUntil(lambda: dialog.engine.findData("dim") >= 0, timeout=TIMEOUT)
     # The window's engine was dim: it is chosen as soon as it is available.
