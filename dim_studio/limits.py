@@ -31,15 +31,16 @@ def max_megapixels() -> float:
     """The largest image, in megapixels, that may be decoded."""
     if _override is not None:
         return _override
-    text = os.environ.get(MAX_MEGAPIXELS_ENV, "").strip()
-    if text:
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if math.isfinite(value) and value > 0:
-            return value
-    return DEFAULT_MAX_MEGAPIXELS
+    return _positive_from_env(MAX_MEGAPIXELS_ENV, DEFAULT_MAX_MEGAPIXELS)
+
+
+def _positive_from_env(name: str, default: float) -> float:
+    """A positive number from the environment; anything else means the default."""
+    try:
+        value = float(os.environ.get(name, "").strip() or default)
+    except ValueError:
+        return default
+    return value if math.isfinite(value) and value > 0 else default
 
 
 def max_pixels() -> int:
@@ -99,15 +100,7 @@ MIN_RATIO_CHECKED_BYTES = 1 << 20
 
 def max_weights_mb() -> float:
     """The largest checkpoint, in MB (10^6 bytes), that may be read for an import."""
-    text = os.environ.get(MAX_WEIGHTS_MB_ENV, "").strip()
-    if text:
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if math.isfinite(value) and value > 0:
-            return value
-    return DEFAULT_MAX_WEIGHTS_MB
+    return _positive_from_env(MAX_WEIGHTS_MB_ENV, DEFAULT_MAX_WEIGHTS_MB)
 
 
 def max_weights_bytes() -> int:
