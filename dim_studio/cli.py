@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 from typing import Sequence
@@ -37,27 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     from .commands import batch, evaluate, gui, matte, weights
+    from .commands.common import positive_number
 
     for module in (gui, matte, batch, evaluate, weights):
         module.register(sub)
     # Accepted before or after the subcommand, whichever the user tries first.
     for p in (parser, *sub.choices.values()):
         p.add_argument(
-            "--max-megapixels", type=_positive_float, metavar="MP", default=argparse.SUPPRESS,
+            "--max-megapixels", type=positive_number, metavar="MP", default=argparse.SUPPRESS,
             help=f"largest image to read, in megapixels (default {DEFAULT_MAX_MEGAPIXELS:g}, "
             f"or ${MAX_MEGAPIXELS_ENV})",
         )
     return parser
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
-    return value
 
 
 def _unexpected(exc: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from ..engines import engine_names
@@ -44,3 +45,14 @@ def add_background_option(parser: argparse.ArgumentParser) -> None:
         help="composite background: a colour (#rrggbb, r,g,b or a name), an image file, "
         "or 'checkerboard' (default: white)",
     )
+
+
+def positive_number(text: str) -> float:
+    """argparse ``type=`` for options that must be a positive, finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    return value

@@ -9,9 +9,10 @@ handler runs, so registering the commands keeps ``dim-studio --help`` fast.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
+
+from .common import positive_number
 
 __all__ = ["register"]
 
@@ -70,21 +71,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--url", default=None, help="download from this address instead (e.g. a mirror)")
     p.add_argument("--dest", type=Path, default=None, help="install folder (default: the user data folder)")
     p.add_argument(
-        "--deadline", type=_positive_minutes, default=None, metavar="MINUTES",
+        "--deadline", type=positive_number, default=None, metavar="MINUTES",
         help="give up after this many minutes, keeping what arrived for a resume (default 60)",
     )
     p.set_defaults(func=cmd_download)
     return parser
-
-
-def _positive_minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got '{text}'")
-    return value
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -53,7 +53,7 @@ from .model import (
     remap_torchvision_vgg16,
     remap_vgg16_npz,
 )
-from .weights import WeightsInfo, describe_format, save_weights
+from .weights import WeightsInfo, describe_format, first_line, save_weights
 
 __all__ = [
     "KNOWN_OPENMMLAB_CHECKPOINTS",
@@ -348,7 +348,7 @@ def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
         except WeightsError:
             raise
         except Exception as e:  # any parse failure of an untrusted file means the same to the user
-            raise WeightsError(f"cannot read {path.name}: it is damaged or not a PyTorch checkpoint ({_first_line(e)})") from e
+            raise WeightsError(f"cannot read {path.name}: it is damaged or not a PyTorch checkpoint ({first_line(e)})") from e
         if refused := [name for name in found if name not in _ALLOWED_GLOBALS]:
             raise _refusal(path, refused)
         # torch reads the very file object that was scanned, so a file swapped in
@@ -359,12 +359,7 @@ def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
         except pickle.UnpicklingError as e:
             raise _torch_refusal(path, e) from None
         except Exception as e:
-            raise WeightsError(f"cannot read {path.name}: it is damaged or not a PyTorch checkpoint ({_first_line(e)})") from e
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+            raise WeightsError(f"cannot read {path.name}: it is damaged or not a PyTorch checkpoint ({first_line(e)})") from e
 
 
 # --------------------------------------------------------------------------
@@ -392,14 +387,14 @@ def _read(path: Path) -> tuple[str, Any]:
         except ValueError as e:
             raise WeightsError(f"{path.name}: the npz holds Python objects, which are not read ({e})") from e
         except (OSError, zipfile.BadZipFile, EOFError) as e:
-            raise WeightsError(f"cannot read {path.name}: it is damaged or not an .npz archive ({_first_line(e)})") from e
+            raise WeightsError(f"cannot read {path.name}: it is damaged or not an .npz archive ({first_line(e)})") from e
     if kind == "safetensors":
         from safetensors.torch import load_file
 
         try:
             return kind, load_file(str(path))
         except Exception as e:  # safetensors raises its own error types
-            raise WeightsError(f"cannot read {path.name}: the safetensors file is damaged ({_first_line(e)})") from e
+            raise WeightsError(f"cannot read {path.name}: the safetensors file is damaged ({first_line(e)})") from e
     if kind in ("torch-zip", "pickle"):
         return kind, load_torch_checkpoint(path)
     raise WeightsError(

@@ -534,7 +534,7 @@ def _write_failure(path: Path, exc: BaseException, size: int | None = None) -> W
         # safetensors' own error: "Error while serializing: I/O error: No space left on device (os error 28)"
         m = re.search(r"\(os error (\d+)\)", str(exc))
         code = int(m.group(1)) if m else None
-        reason = os.strerror(code) if code is not None else _first_line(exc)
+        reason = os.strerror(code) if code is not None else first_line(exc)
     advice = ""
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         needs = f" (the file needs about {size / 1e6:,.0f} MB)" if size else ""
@@ -544,7 +544,8 @@ def _write_failure(path: Path, exc: BaseException, size: int | None = None) -> W
     return WeightsWriteError(f"cannot write {printable(path, None)}: {reason or exc}{advice}")
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """An exception's first line (library messages often carry several), or its type's name."""
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
 
