@@ -87,7 +87,10 @@ class _Server:
                 body = data[start:]
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (ConnectionResetError, BrokenPipeError):
+                    return  # the client hung up (a cancel, a refused size): nothing to report
                 sent.append(len(body))
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
