@@ -4,20 +4,62 @@ An engine turns (image, trimap) into an alpha. The base class does the parts
 every engine needs: validate the inputs, cut out the bounding box of the
 unknown region plus a context margin, run the engine there, paste the result
 back, and force known pixels to exactly 0/1.
+
+Memory follows the unknown band, not its bounding box. A subject's edge on a
+24-megapixel photo has a bounding box nearly the size of the photo, and a
+solver that builds a matrix over that box needs ~12 GB. Engines that set
+``max_solve_bytes`` (the classical ones) describe what a solve costs
+(``solve_bytes_per_pixel`` of the window and ``solve_bytes_per_unknown``) and
+the base class keeps every solve under that limit:
+
+- A crop whose solve fits under ``tile_above_bytes`` (by default the limit)
+  is solved in one piece, exactly as before, so small photos keep their
+  results.
+- A larger crop is cut into cores of ``tile_size`` pixels (``plan_tiles``).
+  A core without unknown pixels is skipped; otherwise the engine solves the
+  box of the core's unknown pixels plus ``tile_context`` pixels of context
+  and keeps that box. Where the unknown region is wide, the context grows
+  until every unknown pixel of the core has its nearest foreground and its
+  nearest background pixel in the window: a tile that sees only one side of
+  a wide unknown region would answer without the other.
+- Everything is planned before the first solve. When a window would need
+  more memory than ``max_solve_bytes`` to see both kinds of known pixels, the
+  job is refused there and then, with the size the engine can do in the
+  message, instead of swapping the machine to a halt half-way through.
+
+Engines that keep their own memory bounded (the DIM network tiles itself)
+leave ``max_solve_bytes`` at None and are never tiled here.
+
+Affinity-based engines (``propagates_known``) solve a system whose matting
+Laplacian has the constants in its null space: with known pixels of only one
+kind in reach, the solver's answer is that constant everywhere (energy zero).
+PyMatting refuses such a trimap ("did not contain background values"), so
+the base class answers it directly: for a whole crop (its margin covers the
+Laplacian's reach, so this is also the whole-photo answer for closed-form and
+LKM) and for a tile whose unknown pixels are enclosed by one kind.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Callable, Optional
 
+import cv2
 import numpy as np
 
 from ..errors import Cancelled, EngineError
-from ..trimap import FOREGROUND, Box, check_same_size, force_known, unknown_bbox, validate_trimap
+from ..trimap import (
+    BACKGROUND, FOREGROUND, UNKNOWN, Box, check_same_size, force_known, unknown_bbox,
+    validate_trimap,
+)
 
 ProgressFn = Optional[Callable[[float], None]]
 CancelFn = Optional[Callable[[], bool]]
+
+GIB = 1 << 30
+REACH_FACTOR = 2.0
 
 
 def check_cancel(cancel: CancelFn) -> None:
@@ -38,6 +80,187 @@ def scaled_progress(progress: ProgressFn, start: float, end: float) -> ProgressF
     return report
 
 
+def monotone_progress(progress: ProgressFn) -> ProgressFn:
+    """``progress`` that never goes backwards (a solver's residual does)."""
+    if progress is None:
+        return None
+    last = [0.0]
+
+    def report(fraction: float) -> None:
+        fraction = max(last[0], min(1.0, fraction))
+        last[0] = fraction
+        progress(fraction)
+
+    return report
+
+
+# --------------------------------------------------------------------------
+# Tiling plans (pure functions of the crop's trimap)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SolveTile:
+    """One piece of a tiled run, in crop coordinates.
+
+    ``keeps``: the boxes of unknown pixels (one per core) whose alpha this
+    piece provides; ``window``: what the engine solves (the keeps plus
+    context); ``fill``: set when the window holds known pixels of one kind
+    only and its unknown pixels are enclosed by them, so no solve is needed:
+    the value (0 or 1) those unknown pixels take.
+    """
+
+    keeps: tuple[Box, ...]
+    window: Box
+    fill: float | None = None
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    tiles: tuple[SolveTile, ...]
+    #: cores without unknown pixels (nothing to solve there)
+    skipped: int
+    #: tiles whose context was cut to fit the memory limit
+    capped: int
+
+    @property
+    def solves(self) -> int:
+        return sum(1 for t in self.tiles if t.fill is None)
+
+
+class RegionTooLarge(Exception):
+    """``plan_tiles``: a piece cannot see both kinds of known pixels within the limit.
+
+    ``keep``: the core's unknown box; ``wanted``: the window it asked for;
+    ``reach``: how far (px) its unknown pixels are from seeing both kinds.
+    """
+
+    def __init__(self, keep: Box, wanted: Box, reach: int) -> None:
+        super().__init__(f"{wanted.width}x{wanted.height}")
+        self.keep, self.wanted, self.reach = keep, wanted, reach
+
+
+def axis_cuts(length: int, core: int) -> list[tuple[int, int]]:
+    """Split ``length`` into the fewest near-equal segments of at most ``core``."""
+    n = max(1, -(-length // max(1, core)))
+    edges = [round(i * length / n) for i in range(n + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(n)]
+
+
+def known_reach(trimap: np.ndarray) -> np.ndarray:
+    """Per pixel: the chessboard distance within which both a foreground and a
+    background pixel lie (max of the distances to the nearest of each), float32.
+
+    A window that contains the square of this radius around an unknown pixel
+    holds that pixel's nearest foreground and background.
+    """
+    reach = cv2.distanceTransform((trimap != FOREGROUND).astype(np.uint8), cv2.DIST_C, 3)
+    to_bg = cv2.distanceTransform((trimap != BACKGROUND).astype(np.uint8), cv2.DIST_C, 3)
+    np.maximum(reach, to_bg, out=reach)
+    return reach
+
+
+def _inside(inner: Box, outer: Box) -> bool:
+    return (outer.y0 <= inner.y0 and inner.y1 <= outer.y1
+            and outer.x0 <= inner.x0 and inner.x1 <= outer.x1)
+
+
+def _kinds(trimap: np.ndarray) -> tuple[bool, bool]:
+    return bool(np.any(trimap == FOREGROUND)), bool(np.any(trimap == BACKGROUND))
+
+
+def _enclosed(unknown: np.ndarray, window: Box, shape: tuple[int, int]) -> bool:
+    """No unknown pixel on an edge of ``window`` that is not the crop's edge:
+    the window's unknown pixels are cut off from whatever lies beyond it."""
+    h, w = shape
+    u = unknown[window.slices]
+    return not (
+        (window.y0 > 0 and u[0].any()) or (window.y1 < h and u[-1].any())
+        or (window.x0 > 0 and u[:, 0].any()) or (window.x1 < w and u[:, -1].any())
+    )
+
+
+def plan_tiles(
+    trimap: np.ndarray,
+    core: int,
+    context: int,
+    solve_bytes: Callable[[int, int], float],
+    max_bytes: float,
+) -> TilePlan:
+    """Cut a crop's trimap into pieces to solve; see the module docstring.
+
+    ``solve_bytes(pixels, unknown)`` is the engine's memory estimate for a
+    window; no window exceeds ``max_bytes``. Raises ``RegionTooLarge`` (before
+    anything is solved) for a piece that cannot hold both kinds of known
+    pixels within the limit and whose unknown pixels reach its edge.
+    """
+    shape = (h, w) = trimap.shape
+    unknown = trimap == UNKNOWN
+    reach = known_reach(trimap)
+
+    def cost(box: Box) -> float:
+        return solve_bytes(box.area, int(np.count_nonzero(unknown[box.slices])))
+
+    tiles: list[SolveTile] = []
+    solves: list[tuple[Box, Box]] = []
+    skipped = capped = 0
+    for cy0, cy1 in axis_cuts(h, core):
+        for cx0, cx1 in axis_cuts(w, core):
+            ys, xs = np.nonzero(unknown[cy0:cy1, cx0:cx1])
+            if ys.size == 0:
+                skipped += 1
+                continue
+            ys += cy0
+            xs += cx0
+            keep = Box(int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
+            near = reach[ys, xs]
+            r = np.ceil(REACH_FACTOR * near).astype(np.int64)
+            wanted = Box(
+                max(0, int((ys - r).min())), min(h, int((ys + r).max()) + 1),
+                max(0, int((xs - r).min())), min(w, int((xs + r).max()) + 1),
+            ).union(keep.grow(context, shape))
+            window = wanted
+            if cost(window) > max_bytes:
+                # The widest uniform context that fits (cost grows with it).
+                lo, hi = -1, max(wanted.height, wanted.width)
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if cost(keep.grow(mid, shape)) <= max_bytes:
+                        lo = mid
+                    else:
+                        hi = mid
+                if lo < 0:
+                    raise RegionTooLarge(keep, wanted, int(near.max()))
+                window = keep.grow(lo, shape)
+                capped += 1
+            has_fg, has_bg = _kinds(trimap[window.slices])
+            if has_fg and has_bg:
+                solves.append((keep, window))
+            elif (has_fg or has_bg) and _enclosed(unknown, window, shape):
+                tiles.append(SolveTile((keep,), window, fill=1.0 if has_fg else 0.0))
+            else:
+                raise RegionTooLarge(keep, wanted, int(near.max()))
+    # Where the unknown region is wide, windows grow over their neighbours'
+    # cores: a core whose whole window lies inside a larger window is kept
+    # from that solve (it sees at least the context it asked for) instead of
+    # being solved again.
+    merged: list[tuple[list[Box], Box]] = []
+    for keep, window in sorted(solves, key=lambda kw: -kw[1].area):
+        for keeps, big in merged:
+            if _inside(window, big):
+                keeps.append(keep)
+                break
+        else:
+            merged.append(([keep], window))
+    tiles.extend(SolveTile(tuple(keeps), window) for keeps, window in merged)
+    return TilePlan(tuple(tiles), skipped, capped)
+
+
+# --------------------------------------------------------------------------
+# The engine interface
+# --------------------------------------------------------------------------
+
+
 class Engine(ABC):
     """Base class of all matting engines."""
 
@@ -49,6 +272,23 @@ class Engine(ABC):
     needs_foreground: bool = True
     #: what the last run had to do differently (smaller tiles, CPU fallback, ...)
     last_run_notes: "list[str] | tuple[str, ...]" = ()
+    #: the alpha is harmonic between the known pixels (a matting-Laplacian
+    #: solve): with one kind of known pixel in reach the answer is constant
+    propagates_known: bool = False
+
+    #: Memory limit of one solve in bytes; None: the engine bounds its own
+    #: memory and the base class never tiles it.
+    max_solve_bytes: int | None = None
+    #: Crops estimated above this are tiled (None: ``max_solve_bytes``; 0
+    #: tiles every crop, for tests and benchmarks).
+    tile_above_bytes: int | None = None
+    #: Memory model of one solve: bytes per pixel of its window, plus bytes
+    #: per unknown pixel in it (measured with bench/memory.py).
+    solve_bytes_per_pixel: float = 0.0
+    solve_bytes_per_unknown: float = 0.0
+    #: Core of a tile (the part kept) and the context solved around it, in pixels.
+    tile_size: int = 512
+    tile_context: int = 64
 
     def estimate(
         self,
@@ -67,28 +307,154 @@ class Engine(ABC):
         check_same_size(image.shape, trimap.shape)
         validate_trimap(trimap, require_foreground=self.needs_foreground)
         check_cancel(cancel)
+        progress = monotone_progress(progress)
         if progress is not None:
             progress(0.0)
 
         box = self._crop_box(trimap)
         rows, cols = box.slices
-        crop_alpha = self._estimate_crop(
-            np.ascontiguousarray(image[rows, cols]),
-            np.ascontiguousarray(trimap[rows, cols]),
-            progress,
-            cancel,
-        )
-        if crop_alpha.shape != (box.height, box.width):
-            raise EngineError(
-                f"engine {self.name} returned an alpha of shape {crop_alpha.shape} "
-                f"for a region of {box.height}x{box.width}"
-            )
+        crop_trimap = trimap[rows, cols]
         alpha = (trimap == FOREGROUND).astype(np.float32)
-        alpha[rows, cols] = np.clip(crop_alpha, 0.0, 1.0)
+        has_fg, has_bg = _kinds(crop_trimap) if self.propagates_known else (True, True)
+        if not (has_fg and has_bg):
+            # Known pixels of one kind within the Laplacian's reach of every
+            # unknown pixel: the constant is the exact answer (module docstring).
+            self._set_stats(box, solves=0, filled=1)
+            alpha[rows, cols][crop_trimap == UNKNOWN] = 1.0 if has_fg else 0.0
+        elif self._fits_in_one_solve(crop_trimap):
+            self._set_stats(box, solves=1)
+            crop_alpha = self._estimate_crop(
+                np.ascontiguousarray(image[rows, cols]),
+                np.ascontiguousarray(crop_trimap),
+                progress,
+                cancel,
+            )
+            if crop_alpha.shape != (box.height, box.width):
+                raise EngineError(
+                    f"engine {self.name} returned an alpha of shape {crop_alpha.shape} "
+                    f"for a region of {box.height}x{box.width}"
+                )
+            alpha[rows, cols] = np.clip(crop_alpha, 0.0, 1.0)
+        else:
+            plan = self._plan(crop_trimap, box)
+            self._run_plan(image, trimap, box, plan, alpha, progress, cancel)
         force_known(alpha, trimap)
         if progress is not None:
             progress(1.0)
         return alpha
+
+    # ------------------------------------------------------------ tiling
+
+    def solve_bytes(self, pixels: int, unknown: int) -> float:
+        """Estimated peak memory of one solve over ``pixels`` with ``unknown`` unknown pixels."""
+        return self.solve_bytes_per_pixel * pixels + self.solve_bytes_per_unknown * unknown
+
+    def _fits_in_one_solve(self, crop_trimap: np.ndarray) -> bool:
+        if self.max_solve_bytes is None:
+            return True
+        limit = self.max_solve_bytes if self.tile_above_bytes is None else self.tile_above_bytes
+        pixels = crop_trimap.size
+        if self.solve_bytes(pixels, 0) > limit:  # cheap test first: no scan
+            return False
+        return self.solve_bytes(pixels, int(np.count_nonzero(crop_trimap == UNKNOWN))) <= limit
+
+    def _plan(self, crop_trimap: np.ndarray, box: Box) -> TilePlan:
+        assert self.max_solve_bytes is not None
+        try:
+            return plan_tiles(
+                crop_trimap, int(self.tile_size), int(self.tile_context),
+                self.solve_bytes, float(self.max_solve_bytes),
+            )
+        except RegionTooLarge as err:
+            raise EngineError(self._too_large_message(err, box)) from None
+
+    def _too_large_message(self, err: RegionTooLarge, box: Box) -> str:
+        """One line: where, what it would take, and the size the engine can do."""
+        limit = float(self.max_solve_bytes or 0)
+        # The largest square piece within the limit: around a thin band, and
+        # (where unknown pixels cost more) when it is all unknown.
+        side_band = int(math.sqrt(limit / max(self.solve_bytes_per_pixel, 1e-9)))
+        can_do = f"{side_band}x{side_band} px"
+        if self.solve_bytes_per_unknown > 0:
+            side_unknown = int(math.sqrt(
+                limit / max(self.solve_bytes_per_pixel + self.solve_bytes_per_unknown, 1e-9)))
+            can_do = f"{side_unknown}x{side_unknown} px of unknown pixels ({can_do} around a thin band)"
+        x, y = box.x0 + err.keep.x0, box.y0 + err.keep.y0
+        return (
+            f"the unknown region is too large for {self.name}: near ({x}, {y}) its pixels are "
+            f"{err.reach} px from the foreground or background they need, which would take a "
+            f"{err.wanted.width}x{err.wanted.height} px piece; {self.name} solves pieces up to "
+            f"about {can_do} within {limit / GIB:.1f} GB: mark more definite foreground and "
+            "background, or use the dim engine"
+        )
+
+    def _run_plan(
+        self,
+        image: np.ndarray,
+        trimap: np.ndarray,
+        box: Box,
+        plan: TilePlan,
+        alpha: np.ndarray,
+        progress: ProgressFn,
+        cancel: CancelFn,
+    ) -> None:
+        """Solve the plan's pieces one by one into ``alpha`` (full size)."""
+        self._set_stats(box, solves=plan.solves, filled=len(plan.tiles) - plan.solves,
+                        skipped=plan.skipped, capped=plan.capped)
+        if plan.capped:
+            self._add_note(
+                f"{self.name}: {plan.capped} tile(s) got less context than the unknown region's "
+                "width asked for, to stay within the memory limit"
+            )
+        crop_alpha = alpha[box.slices]  # a view: writes land in ``alpha``
+        crop_image = image[box.slices]
+        crop_trimap = trimap[box.slices]
+        frame = (box.height, box.width)
+        total = float(sum(t.window.area for t in plan.tiles if t.fill is None)) or 1.0
+        done = 0.0
+        for tile in plan.tiles:
+            check_cancel(cancel)
+            win = tile.window
+            if tile.fill is not None:
+                for keep in tile.keeps:
+                    part = crop_alpha[keep.slices]
+                    part[crop_trimap[keep.slices] == UNKNOWN] = tile.fill
+                continue
+            area = float(win.area)
+            out = self._estimate_tile(
+                np.ascontiguousarray(crop_image[win.slices]),
+                np.ascontiguousarray(crop_trimap[win.slices]),
+                scaled_progress(progress, done / total, (done + area) / total),
+                cancel,
+                frame,
+            )
+            if out.shape != (win.height, win.width):
+                raise EngineError(
+                    f"engine {self.name} returned an alpha of shape {out.shape} "
+                    f"for a tile of {win.height}x{win.width}"
+                )
+            for keep in tile.keeps:
+                crop_alpha[keep.slices] = np.clip(
+                    out[keep.y0 - win.y0:keep.y1 - win.y0, keep.x0 - win.x0:keep.x1 - win.x0],
+                    0.0, 1.0)
+            done += area
+
+    def _set_stats(self, box: Box, *, solves: int, filled: int = 0, skipped: int = 0,
+                   capped: int = 0) -> None:
+        self.last_run_notes = []
+        #: what the last run did: solver calls, pieces answered without a solve,
+        #: cores skipped (no unknown pixels), tiles cut to the limit, the crop
+        self.last_run_stats = {
+            "solves": solves, "filled": filled, "skipped": skipped, "capped": capped,
+            "crop": (box.height, box.width),
+        }
+
+    def _add_note(self, text: str) -> None:
+        notes = list(self.last_run_notes)
+        notes.append(text)
+        self.last_run_notes = notes
+
+    # ------------------------------------------------------------ hooks
 
     def _crop_box(self, trimap: np.ndarray) -> Box:
         """The region the engine works on: unknown pixels plus the context margin."""
@@ -101,6 +467,21 @@ class Engine(ABC):
         self, image: np.ndarray, trimap: np.ndarray, progress: ProgressFn, cancel: CancelFn
     ) -> np.ndarray:
         """Alpha for a crop that contains every unknown pixel plus context."""
+
+    def _estimate_tile(
+        self,
+        image: np.ndarray,
+        trimap: np.ndarray,
+        progress: ProgressFn,
+        cancel: CancelFn,
+        frame: tuple[int, int],
+    ) -> np.ndarray:
+        """Alpha for one tile of a crop of ``frame`` = (height, width) pixels.
+
+        The same as ``_estimate_crop`` unless the engine's answer depends on
+        the size of the region it sees (KNN scales its spatial features by it).
+        """
+        return self._estimate_crop(image, trimap, progress, cancel)
 
     def describe(self) -> str:
         """A short human description for status bars and reports."""
