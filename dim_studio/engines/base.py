@@ -279,8 +279,8 @@ class Engine(ABC):
     #: Memory limit of one solve in bytes; None: the engine bounds its own
     #: memory and the base class never tiles it.
     max_solve_bytes: int | None = None
-    #: Crops estimated above this are tiled (None: ``max_solve_bytes``; 0
-    #: tiles every crop, for tests and benchmarks).
+    #: Crops estimated above this (or above ``max_solve_bytes``) are tiled
+    #: (None: ``max_solve_bytes``; 0 tiles every crop, for tests and benchmarks).
     tile_above_bytes: int | None = None
     #: Memory model of one solve: bytes per pixel of its window, plus bytes
     #: per unknown pixel in it (measured with bench/memory.py).
@@ -352,7 +352,9 @@ class Engine(ABC):
     def _fits_in_one_solve(self, crop_trimap: np.ndarray) -> bool:
         if self.max_solve_bytes is None:
             return True
-        limit = self.max_solve_bytes if self.tile_above_bytes is None else self.tile_above_bytes
+        limit = self.max_solve_bytes
+        if self.tile_above_bytes is not None:
+            limit = min(limit, self.tile_above_bytes)
         pixels = crop_trimap.size
         if self.solve_bytes(pixels, 0) > limit:  # cheap test first: no scan
             return False

@@ -160,6 +160,8 @@ class ClosedFormEngine(_PyMattingEngine):
     # preconditioner cost 2.2-2.6 kB per unknown pixel on top.
     solve_bytes_per_pixel = 600.0
     solve_bytes_per_unknown = 2700.0
+    # Whole up to ~1 GB (any crop of a photo up to ~1.5 MP, as before tiling).
+    tile_above_bytes = GIB
 
     @property
     def min_size(self) -> int:
@@ -182,6 +184,9 @@ class LKMEngine(_PyMattingEngine):
     context_margin = 32
     # Matrix-free: image statistics and CG vectors per pixel (~480 B/px measured).
     solve_bytes_per_pixel = 500.0
+    # Tiles from 1 MP on: CG converges in fewer iterations on small windows,
+    # so a 6 MP photo's edge took 46 s whole and 12 s tiled (bench/memory.py).
+    tile_above_bytes = GIB // 2
     # The core is smaller than closed-form's: LKM solves every pixel of its
     # window, so windows that hug the band cost less time.
     tile_size = 256
@@ -205,6 +210,9 @@ class KNNEngine(_PyMattingEngine):
     # The neighbour lists and the Laplacian cost ~3.7 kB per pixel of the
     # window whatever the trimap (measured), so its tiles are small.
     solve_bytes_per_pixel = 3800.0
+    # 2.5 GB: any crop up to ~0.7 MP is solved whole, as before tiling (the
+    # alphamatting photos' crops reach 0.58 MP); larger ones are tiled.
+    max_solve_bytes = 5 * GIB // 2
     tile_size = 256
 
     def _padding(self, h: int, w: int) -> tuple[int, int]:
