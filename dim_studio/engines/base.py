@@ -19,9 +19,11 @@ the base class keeps every solve under that limit:
   A core without unknown pixels is skipped; otherwise the engine solves the
   box of the core's unknown pixels plus ``tile_context`` pixels of context
   and keeps that box. Where the unknown region is wide, the context grows
-  until every unknown pixel of the core has its nearest foreground and its
-  nearest background pixel in the window: a tile that sees only one side of
-  a wide unknown region would answer without the other.
+  until the window holds, around every unknown pixel of the core, twice the
+  distance to the farther of its nearest foreground and nearest background
+  pixels (``REACH_FACTOR``): a tile that sees only one side of a wide unknown
+  region would answer without the other. A core whose window lies inside a
+  larger one is kept from that solve rather than solved again.
 - Everything is planned before the first solve. When a window would need
   more memory than ``max_solve_bytes`` to see both kinds of known pixels, the
   job is refused there and then, with the size the engine can do in the
@@ -59,6 +61,12 @@ ProgressFn = Optional[Callable[[float], None]]
 CancelFn = Optional[Callable[[], bool]]
 
 GIB = 1 << 30
+#: A tile's window covers this many times each unknown pixel's distance to the
+#: farther of its nearest foreground / background pixels. Across a wide unknown
+#: region the effect of a window's edge fades over about the region's width;
+#: measured on alphamatting GT04 (Trimap1, 40 % unknown, 128 px tiles): 1.0 gave
+#: +1.9 % SAD against the untiled solve, 2.0 gave windows spanning the region
+#: and the untiled result.
 REACH_FACTOR = 2.0
 
 
