@@ -48,6 +48,7 @@ from dim_studio.engines.device import describe_device, select_device  # noqa: E4
 from dim_studio.engines.dim import DIMEngine, is_out_of_memory, plan_tiles  # noqa: E402
 from dim_studio.net.model import normalize_input, pad_to_multiple, random_dim  # noqa: E402
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN  # noqa: E402
+from scenes import make_big_scene  # noqa: E402  (bench/ is on sys.path as the script's folder)
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "alphamatting_training_lowres"
 
@@ -258,37 +259,6 @@ def bench_photos(args, model, info, device) -> None:
 # ---------------------------------------------------------------------------
 # 3. 24 megapixels in a subprocess
 # ---------------------------------------------------------------------------
-
-
-def make_big_scene(h: int, w: int, band: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A soft-edged ellipse subject over a textured background, built in row
-    blocks so no full-size float64 array ever exists; unknown band ~``band`` px."""
-    image = np.empty((h, w, 3), np.float32)
-    trimap = np.empty((h, w), np.uint8)
-    rng = np.random.default_rng(seed)
-    cy, cx, ry, rx = h / 2, w / 2, 0.4 * h, 0.4 * w
-    xn = ((np.arange(w, dtype=np.float32) - cx) / rx)[None, :]
-    fg = np.array([0.85, 0.55, 0.30], np.float32)
-    xs = np.arange(w, dtype=np.float32)[None, :]
-    for y0 in range(0, h, 256):
-        y1 = min(h, y0 + 256)
-        yn = ((np.arange(y0, y1, dtype=np.float32) - cy) / ry)[:, None]
-        d = np.sqrt(yn * yn + xn * xn) + np.float32(1e-6)
-        grad = np.maximum(np.sqrt((xn / rx) ** 2 + (yn / ry) ** 2) / d, np.float32(1e-9))  # |grad d|
-        dist = (1 - d) / grad  # signed distance to the edge in pixels (inside > 0)
-        alpha = np.clip(dist / 4 + 0.5, 0, 1)[:, :, None]
-        ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-        bg = np.stack([
-            0.2 + 0.1 * np.sin(xs / 37 + ys / 53) + 0 * ys,
-            0.4 + 0.1 * np.cos(xs / 23) + 0 * ys,
-            0.6 + 0.05 * np.sin(ys / 17) + 0 * xs,
-        ], axis=2)
-        bg += rng.standard_normal(bg.shape, dtype=np.float32) * np.float32(0.03)
-        image[y0:y1] = np.clip(alpha * fg + (1 - alpha) * bg, 0, 1)
-        tri = np.where(dist > 0, FOREGROUND, BACKGROUND).astype(np.uint8)
-        tri[np.abs(dist) < band / 2] = UNKNOWN
-        trimap[y0:y1] = tri
-    return image, trimap
 
 
 def maxrss_mib() -> float:

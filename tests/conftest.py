@@ -18,6 +18,8 @@ Fixtures:
 
 from __future__ import annotations
 
+import json
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,3 +259,28 @@ def _compiled_solvers():
     scene = make_scene(24, 24)
     alpha = create_engine("closed-form").estimate(scene.image, scene.trimap)
     estimate_foreground(scene.image, alpha)
+
+
+# --- batch runs: what a user reads in the output folder ----------------------
+
+
+def batch_report(out: Path) -> dict:
+    """The batch report in ``out`` as JSON."""
+    from dim_studio.batch import REPORT_NAME
+
+    return json.loads((Path(out) / REPORT_NAME).read_text(encoding="utf-8"))
+
+
+def by_image(entries: list[dict]) -> dict[str, dict]:
+    """Report entries keyed by their photo's name."""
+    return {e["image"]: e for e in entries}
+
+
+def files_under(folder: Path) -> set[str]:
+    """Every file below ``folder``, as relative POSIX paths."""
+    return {p.relative_to(folder).as_posix() for p in Path(folder).rglob("*") if p.is_file()}
+
+
+def temporaries(folder: Path) -> list[Path]:
+    """Temporary or hidden files below ``folder`` (ours are ``.<stem>.<pid>-XXXXXXXX.tmp<suffix>``)."""
+    return [p for p in Path(folder).rglob("*") if ".tmp" in p.name or p.name.startswith(".")]

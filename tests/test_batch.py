@@ -17,26 +17,13 @@ from dim_studio.engines.classical import ClosedFormEngine
 from dim_studio.errors import DimStudioError
 from dim_studio.workflows import batch as batch_workflow
 
-from conftest import save_gray
+from conftest import (
+    batch_report as _report, by_image as _by_image, files_under as _files, save_gray,
+    temporaries as _temporaries,
+)
 
 GOOD = ("a.png", "b.jpg", "c.png")
 ENGINE = ("--engine", "closed-form")
-
-
-def _report(out: Path) -> dict:
-    return json.loads((out / batchlib.REPORT_NAME).read_text(encoding="utf-8"))
-
-
-def _by_image(entries: list[dict]) -> dict[str, dict]:
-    return {e["image"]: e for e in entries}
-
-
-def _files(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-
-
-def _temporaries(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if ".tmp" in p.name or p.name.startswith(".")]
 
 
 def _alpha_png(path: Path) -> np.ndarray:

@@ -25,30 +25,16 @@ from dim_studio.batch import planning
 from dim_studio.engines import create_engine
 from dim_studio.errors import DimStudioError
 
-from conftest import save_gray
+from conftest import (
+    batch_report as _report, by_image as _by_image, files_under as _files, save_gray,
+    temporaries as _temporaries,
+)
 
 ENGINE = ("--engine", "closed-form")
 REPORT = batchlib.REPORT_NAME
 
 
 # --- helpers -------------------------------------------------------------------
-
-
-def _report(out: Path) -> dict:
-    return json.loads((out / REPORT).read_text(encoding="utf-8"))
-
-
-def _by_image(entries: list[dict]) -> dict[str, dict]:
-    return {e["image"]: e for e in entries}
-
-
-def _files(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-
-
-def _temporaries(folder: Path) -> list[Path]:
-    """Our temporary files are named ``.<stem>.<pid>-XXXXXXXX.tmp<suffix>``."""
-    return [p for p in folder.rglob("*") if ".tmp" in p.name or p.name.startswith(".")]
 
 
 def _snapshot(*folders: Path) -> dict[str, object]:
