@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dim_studio.engines import create_engine
-from dim_studio.engines.base import axis_cuts, plan_tiles
+from dim_studio.engines.tiling import axis_cuts, plan_tiles
 from dim_studio.errors import Cancelled, EngineError
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
 
