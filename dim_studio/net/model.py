@@ -55,6 +55,10 @@ DEFAULT_NORMALIZATION: dict[str, Any] = {
 #: Total down-sampling of the encoder (five 2x2 max-poolings).
 SIZE_MULTIPLE = 32
 
+#: Range of DIMConfig.width (channel multiplier).
+MIN_WIDTH = 1 / 64
+MAX_WIDTH = 2.0
+
 
 class InputShapeError(DimStudioError, ValueError):
     """The input tensor has the wrong shape for the network; says what would work."""
@@ -73,31 +77,51 @@ class DIMConfig:
         fewer parameters and better reported results); "7x7" is the paper's
         fc6 of VGG-16 converted into a 7x7x4096 convolution.
     refine: whether the refinement stage exists.
+    width: multiplier of every hidden layer's channel count. 1 is the paper's
+        network (and the only width VGG-16 or published checkpoints fit); a
+        narrow network (e.g. 1/16) trains in seconds on a CPU, which is what
+        the training tests need.
     """
 
     conv6: Literal["1x1", "7x7"] = "1x1"
     refine: bool = True
+    width: float = 1.0
 
     def __post_init__(self) -> None:
         if self.conv6 not in ("1x1", "7x7"):
             raise WeightsError(f'conv6 must be "1x1" or "7x7", not {self.conv6!r}')
         if not isinstance(self.refine, bool):
             raise WeightsError(f"refine must be true or false, not {self.refine!r}")
+        width = self.width
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not (
+            MIN_WIDTH <= width <= MAX_WIDTH
+        ):
+            raise WeightsError(f"width must be a number from {MIN_WIDTH:g} to {MAX_WIDTH:g}, not {width!r}")
+        object.__setattr__(self, "width", float(width))
+
+    def channels(self, n: int) -> int:
+        """The channel count of a layer that has ``n`` in the paper's network."""
+        return n if self.width == 1.0 else max(2, int(round(n * self.width)))
 
     @property
     def conv6_channels(self) -> int:
-        return 512 if self.conv6 == "1x1" else 4096
+        return self.channels(512 if self.conv6 == "1x1" else 4096)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.width == 1.0:
+            del data["width"]  # files of the paper's width read the same in older versions
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DIMConfig:
-        return cls(conv6=data.get("conv6", "1x1"), refine=bool(data.get("refine", True)))
+        return cls(conv6=data.get("conv6", "1x1"), refine=bool(data.get("refine", True)),
+                   width=data.get("width", 1.0))
 
     def describe(self) -> str:
         conv6 = "1x1 512" if self.conv6 == "1x1" else "7x7 4096 (converted fc6)"
-        return f"DIM, conv6 {conv6}, refinement {'on' if self.refine else 'off'}"
+        text = f"DIM, conv6 {conv6}, refinement {'on' if self.refine else 'off'}"
+        return text if self.width == 1.0 else f"{text}, width x{self.width:g}"
 
 
 # --------------------------------------------------------------------------
@@ -130,15 +154,18 @@ class Encoder(nn.Module):
 
     def __init__(self, config: DIMConfig) -> None:
         super().__init__()
+        c = config.channels
         for block in VGG16_BLOCKS:
             for name, cin, cout in block:
-                self.add_module(name, nn.Conv2d(cin, cout, kernel_size=3, padding=1))
+                # conv1_1 reads the 4 input channels whatever the width
+                self.add_module(name, nn.Conv2d(cin if name == "conv1_1" else c(cin), c(cout),
+                                                kernel_size=3, padding=1))
         if config.conv6 == "1x1":
-            self.conv6 = nn.Conv2d(512, 512, kernel_size=1)
+            self.conv6 = nn.Conv2d(c(512), config.conv6_channels, kernel_size=1)
         else:
             # fc6 as a convolution; padding 3 keeps the spatial size so the
             # decoder's first unpooling lines up with the fifth pooling.
-            self.conv6 = nn.Conv2d(512, 4096, kernel_size=7, padding=3)
+            self.conv6 = nn.Conv2d(c(512), config.conv6_channels, kernel_size=7, padding=3)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Size]]:
         indices: list[torch.Tensor] = []
@@ -163,10 +190,11 @@ class Decoder(nn.Module):
 
     def __init__(self, config: DIMConfig) -> None:
         super().__init__()
-        self.deconv6_1 = nn.Conv2d(config.conv6_channels, 512, kernel_size=1)
+        c = config.channels
+        self.deconv6_1 = nn.Conv2d(config.conv6_channels, c(512), kernel_size=1)
         for name, cin, cout in DECODER_CONVS:
-            self.add_module(name, nn.Conv2d(cin, cout, kernel_size=5, padding=2))
-        self.deconv1 = nn.Conv2d(64, 1, kernel_size=5, padding=2)
+            self.add_module(name, nn.Conv2d(c(cin), c(cout), kernel_size=5, padding=2))
+        self.deconv1 = nn.Conv2d(c(64), 1, kernel_size=5, padding=2)
 
     def forward(
         self, x: torch.Tensor, indices: list[torch.Tensor], sizes: list[torch.Size]
@@ -181,14 +209,14 @@ class Decoder(nn.Module):
 class Refiner(nn.Module):
     """Three 3x3 64-channel convs + ReLU and a 3x3 conv to a residual on the logit."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: int = 64) -> None:
         super().__init__()
         # Input channel order is (R, G, B, alpha), as in OpenMMLab's
         # PlainRefiner (torch.cat((x[:, :3], pred_alpha), 1)).
-        self.conv1 = nn.Conv2d(4, 64, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(64, 64, kernel_size=3, padding=1)
-        self.conv3 = nn.Conv2d(64, 64, kernel_size=3, padding=1)
-        self.pred = nn.Conv2d(64, 1, kernel_size=3, padding=1)
+        self.conv1 = nn.Conv2d(4, channels, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.pred = nn.Conv2d(channels, 1, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.conv1(x), inplace=True)
@@ -217,7 +245,7 @@ class DIMNet(nn.Module):
         self.config = config or DIMConfig()
         self.encoder = Encoder(self.config)
         self.decoder = Decoder(self.config)
-        self.refine: Refiner | None = Refiner() if self.config.refine else None
+        self.refine: Refiner | None = Refiner(self.config.channels(64)) if self.config.refine else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -503,12 +531,26 @@ def remap_openmmlab_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[s
     return out
 
 
-def config_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> DIMConfig:
-    """Infer DIMConfig from DIMNet-keyed tensors (conv6 kernel, refine.* keys)."""
-    w = state_dict.get("encoder.conv6.weight")
-    conv6 = "7x7" if w is not None and tuple(w.shape[-2:]) == (7, 7) else "1x1"
+def config_from_state_dict(state_dict: Mapping[str, Any]) -> DIMConfig:
+    """Infer DIMConfig from DIMNet keys (conv6 kernel, refine.* keys, conv1_1's width).
+
+    Values are tensors or their shapes (a safetensors header gives shapes).
+    """
+    def shape(key: str) -> list[int] | None:
+        value = state_dict.get(key)
+        if value is None:
+            return None
+        return [int(n) for n in (value.shape if hasattr(value, "shape") else value)]
+
+    w = shape("encoder.conv6.weight")
+    conv6 = "7x7" if w is not None and w[-2:] == [7, 7] else "1x1"
     refine = any(k.startswith("refine.") for k in state_dict)
-    return DIMConfig(conv6=conv6, refine=refine)
+    first = shape("encoder.conv1_1.weight")
+    width = 1.0 if not first or first[0] == 64 else first[0] / 64
+    try:
+        return DIMConfig(conv6=conv6, refine=refine, width=width)
+    except WeightsError:  # a conv1_1 of a size no width gives: let the shape check name it
+        return DIMConfig(conv6=conv6, refine=refine)
 
 
 # torchvision's vgg16().features indices of the 13 convolutions.

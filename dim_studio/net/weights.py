@@ -42,7 +42,10 @@ from dim_studio.atomic import atomic_output
 from dim_studio.errors import WeightsError
 from dim_studio.paths import DATA_DIR_ENV, model_dir, user_data_dir
 
-from .model import DEFAULT_NORMALIZATION, DIMConfig, DIMNet, build_dim, check_state_dict
+from .model import (
+    DEFAULT_NORMALIZATION, MAX_WIDTH, MIN_WIDTH, DIMConfig, DIMNet, build_dim, check_state_dict,
+    config_from_state_dict,
+)
 
 __all__ = [
     "FORMAT_NAME",
@@ -290,11 +293,16 @@ class WeightsInfo:
         refine = arch.get("refine", True)
         if not isinstance(refine, bool):
             raise check.error("architecture.refine", "true or false", refine)
+        width = arch.get("width", 1.0)
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not (
+            MIN_WIDTH <= width <= MAX_WIDTH
+        ):
+            raise check.error("architecture.width", f"a number from {MIN_WIDTH:g} to {MAX_WIDTH:g}", width)
         created = data.get("created")
         if created is not None and not isinstance(created, str):
             raise check.error("created", "a date in a string", created)
         return cls(
-            config=DIMConfig(conv6=conv6, refine=refine),
+            config=DIMConfig(conv6=conv6, refine=refine, width=width),
             normalization=check.normalization(data),
             provenance=dict(check.mapping(data, "provenance")),
             metrics=dict(check.mapping(data, "metrics")),
@@ -416,9 +424,7 @@ def _info_from_metadata(path: Path, raw: Mapping[str, str] | None, shapes: Mappi
     blob = (raw or {}).get(METADATA_KEY)
     if blob is None:
         # A bare safetensors file with DIMNet keys: infer what we can.
-        w = shapes.get("encoder.conv6.weight")
-        conv6 = "7x7" if w is not None and list(w[-2:]) == [7, 7] else "1x1"
-        info = WeightsInfo(config=DIMConfig(conv6=conv6, refine=any(k.startswith("refine.") for k in shapes)), path=path)
+        info = WeightsInfo(config=config_from_state_dict(shapes), path=path)
         info.notes.append("no DIM Studio metadata: architecture inferred, reference normalisation assumed")
         return info
     where = printable(path, None)
