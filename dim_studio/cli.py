@@ -35,10 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dim-studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from .commands import batch, evaluate, gui, matte, weights
+    from .commands import batch, evaluate, gui, matte, train, weights
     from .commands.common import positive_number
 
-    for module in (gui, matte, batch, evaluate, weights):
+    for module in (gui, matte, batch, evaluate, train, weights):
         module.register(sub)
     # Accepted before or after the subcommand, whichever the user tries first.
     for p in (parser, *sub.choices.values()):

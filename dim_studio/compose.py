@@ -21,6 +21,7 @@ from dim_studio.errors import DimStudioError
 
 __all__ = [
     "estimate_foreground",
+    "estimate_layers",
     "make_cutout",
     "parse_color",
     "composite_over_color",
@@ -105,12 +106,26 @@ def estimate_foreground(
     large photos with a thin soft band fast. Returns float32 (H, W, 3) in
     [0, 1].
     """
+    return estimate_layers(image, alpha, margin=margin)[0]
+
+
+def estimate_layers(
+    image: np.ndarray, alpha: np.ndarray, *, margin: int = FOREGROUND_MARGIN
+) -> tuple[np.ndarray, np.ndarray]:
+    """Foreground and background colours (F, B) with ``image ~= alpha F + (1 - alpha) B``.
+
+    As :func:`estimate_foreground`, from the same solve (PyMatting estimates
+    both at once). Outside the soft box the photo stands in for both: where
+    alpha is 0 it is the background exactly, and where alpha is 1 the
+    background is hidden, so any colour composites the same.
+    """
     img = _as_rgb(image, "image")
     a = _as_alpha(alpha, img.shape)
     fg = np.clip(img, 0.0, 1.0).astype(np.float32, copy=True)
+    bg = fg.copy()
     box = _soft_bbox(a, max(0, int(margin)))
     if box is None:
-        return fg
+        return fg, bg
     # imported here: pymatting pulls in numba, which is slow to import and not
     # needed by the rest of this module
     from pymatting import estimate_foreground_ml
@@ -119,9 +134,10 @@ def estimate_foreground(
     # of a 24 MP box would cost 0.75 GB for nothing.
     crop_img = np.ascontiguousarray(img[box], dtype=np.float32)
     crop_alpha = np.ascontiguousarray(np.clip(a[box], 0.0, 1.0), dtype=np.float32)
-    crop_fg = estimate_foreground_ml(crop_img, crop_alpha)
+    crop_fg, crop_bg = estimate_foreground_ml(crop_img, crop_alpha, return_background=True)
     fg[box] = np.clip(crop_fg, 0.0, 1.0)
-    return fg
+    bg[box] = np.clip(crop_bg, 0.0, 1.0)
+    return fg, bg
 
 
 def make_cutout(

@@ -1,0 +1,137 @@
+"""``dim-studio train``: train the DIM network (one of the paper's three stages).
+
+Argument parsing and printing only; the job is ``workflows.training``. Runs
+alone or under torchrun (``torchrun --nproc_per_node N -m dim_studio train
+...``), where only rank 0 prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .common import positive_number
+
+EXIT_INTERRUPTED = 130
+
+
+def _whole(minimum: int):  # noqa: ANN202 - an argparse type
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+    return parse
+
+
+# (option, config key, type, metavar, help)
+_OPTIONS: tuple[tuple[str, str, Any, str, str], ...] = (
+    ("--data", "data", str, "ROOT", "a Composition-1k root (holding Training_set/) or a folder of photo/alpha pairs"),
+    ("--backgrounds", "backgrounds", str, "DIR", "folder of background photos (MS COCO in the paper)"),
+    ("--out", "out", str, "DIR", "output folder: checkpoints, log, validation results"),
+    ("--steps", "steps", _whole(1), "N", "train until step N (counted from the run's start; default 1000)"),
+    ("--stage", "stage", int, "1|2|3", "1: encoder-decoder; 2: refinement alone; 3: both (default 1)"),
+    ("--init", "init", str, "SOURCE", "weights to start from: a weights file, a VGG-16 checkpoint "
+     "(torchvision .pth or the seed's vgg16_weights.npz), or none for He-initialised weights"),
+    ("--batch-size", "batch_size", _whole(1), "N", "samples per step and process (default 4)"),
+    ("--lr", "lr", positive_number, "LR", "Adam learning rate (default 1e-5, the paper's)"),
+    ("--precision", "precision", str, "P", "auto (default), fp32, bf16 or fp16"),
+    ("--device", "device", str, "DEVICE", "auto (default), cuda, mps or cpu"),
+    ("--workers", "workers", _whole(0), "N", "data loader processes (default: the cores, up to 8)"),
+    ("--seed", "seed", _whole(0), "N", "seed of every random choice (default 0)"),
+    ("--backgrounds-per-fg", "backgrounds_per_fg", _whole(1), "N",
+     "compositions per foreground (the paper's 100)"),
+    ("--hard-list", "hard_list", str, "FILE", "train only on the foregrounds named in FILE (hard mode)"),
+    ("--val-images", "val_images", str, "DIR", "validation photos (as dim-studio eval --images)"),
+    ("--val-trimaps", "val_trimaps", str, "DIR", "validation trimaps"),
+    ("--val-alphas", "val_alphas", str, "DIR", "validation ground-truth alphas"),
+    ("--validate-every", "validate_every", _whole(0), "N", "validate every N steps (and at the end)"),
+    ("--val-limit", "val_limit", _whole(1), "N", "validate on the first N photos only"),
+    ("--save-every", "save_every", _whole(1), "N", "write a resumable checkpoint every N steps (default 500)"),
+    ("--log-every", "log_every", _whole(1), "N", "log the loss every N steps (default 10)"),
+    ("--width", "width", positive_number, "W", "channel multiplier of a fresh network (default 1)"),
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train the DIM network on composited data (the paper's three stages)",
+        description="Train Deep Image Matting the paper's way: foregrounds composited over "
+        "backgrounds on the fly (crop, resize, then composite), the alpha and compositional "
+        "losses over the unknown pixels, Adam at 1e-5. Options override --config. Ctrl-C "
+        "stops at the next step and writes a checkpoint that --resume continues. Under torchrun "
+        "(torchrun --nproc_per_node N -m dim_studio train ...) every process trains a share of "
+        "each step.",
+    )
+    p.add_argument("--config", metavar="FILE.toml", help="settings file (see model/configs/)")
+    for flag, key, kind, metavar, text in _OPTIONS:
+        p.add_argument(flag, dest=f"opt_{key}", type=kind, metavar=metavar, help=text)
+    p.add_argument("--hard-weighting", dest="opt_hard_weighting", action="store_const", const=True,
+                   help="draw foregrounds in proportion to their recent loss")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {key[4:]: value for key, value in vars(args).items()
+            if key.startswith("opt_") and value is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..workflows.jobs import JobContext
+    from ..workflows.training import TrainRequest, run_training
+
+    request = TrainRequest(args.config, _overrides(args), args.resume)
+    bar: Any = None
+
+    def partial(update: Any) -> None:
+        nonlocal bar
+        if update.message is not None:
+            (bar.write if bar is not None else print)(f"dim-studio: {update.message}", file=sys.stderr)
+            return
+        if bar is None:
+            bar = tqdm(total=update.total, initial=update.step, unit="step", file=sys.stderr,
+                       disable=args.quiet, dynamic_ncols=True)
+        bar.update(update.step - bar.n)
+        postfix = {"loss": f"{update.loss:.4f}"} if update.loss is not None else {}
+        if update.images_per_s:
+            postfix["img/s"] = f"{update.images_per_s:.1f}"
+        bar.set_postfix(postfix, refresh=True)
+
+    try:
+        result = run_training(JobContext.standalone(partial=partial), request)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not _is_main():  # under torchrun only rank 0 reports
+        return EXIT_INTERRUPTED if result.interrupted else 0
+    for note in result.notes:
+        print(f"dim-studio: note: {note}", file=sys.stderr)
+    loss = ("" if result.final_loss is None or result.first_loss is None
+            else f", loss {result.first_loss:.4f} -> {result.final_loss:.4f}")
+    print(f"stage {result.stage}: {result.steps} steps in {result.seconds:.0f} s on {result.device} "
+          f"({result.precision}, {result.world_size} process{'es' if result.world_size > 1 else ''}){loss}")
+    if result.best_metrics:
+        m = result.best_metrics
+        print("best validation: " + ", ".join(f"{k} {m[k]:.4g}" for k in ("SAD", "MSE", "Gradient", "Connectivity")))
+        print(f"wrote {result.best}")
+    print(f"wrote {result.last}")
+    if result.interrupted:
+        print(f"dim-studio: interrupted at step {result.steps}; continue with: dim-studio train --resume "
+              f"--out {result.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
