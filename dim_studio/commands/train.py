@@ -31,6 +31,7 @@ def _whole(minimum: int):  # noqa: ANN202 - an argparse type
 # (option, config key, type, metavar, help)
 _OPTIONS: tuple[tuple[str, str, Any, str, str], ...] = (
     ("--data", "data", str, "ROOT", "a Composition-1k root (holding Training_set/) or a folder of photo/alpha pairs"),
+    ("--alphas", "alphas", str, "DIR", "the alphas of a folder of photos, when they are not beside the photos"),
     ("--backgrounds", "backgrounds", str, "DIR", "folder of background photos (MS COCO in the paper)"),
     ("--out", "out", str, "DIR", "output folder: checkpoints, log, validation results"),
     ("--steps", "steps", _whole(1), "N", "train until step N (counted from the run's start; default 1000)"),

@@ -27,7 +27,7 @@ __all__ = ["ConfigError", "TrainConfig", "load_config"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("constant", "cosine")
-_PATH_KEYS = ("data", "backgrounds", "out", "val_images", "val_trimaps", "val_alphas", "hard_list")
+_PATH_KEYS = ("data", "alphas", "backgrounds", "out", "val_images", "val_trimaps", "val_alphas", "hard_list")
 
 
 class ConfigError(DimStudioError):
@@ -40,6 +40,7 @@ class TrainConfig:
 
     # data
     data: str | None = None
+    alphas: str | None = None  # a plain folder's alphas, when not beside the photos
     backgrounds: str | None = None
     backgrounds_per_fg: int = 100
     hard_list: str | None = None
@@ -103,6 +104,9 @@ class TrainConfig:
         if self.data is None:
             raise ConfigError("no training data: give --data (a Composition-1k root or a folder of "
                               "photo/alpha pairs) or data = \"...\" in the config")
+        if self.stage == 2 and self.init == "none":
+            raise ConfigError("stage 2 trains the refinement stage on a trained encoder-decoder: give "
+                              "--init with stage 1's weights (e.g. runs/stage1/best.safetensors)")
         if self.out is None:
             raise ConfigError("no output folder: give --out DIR or out = \"...\" in the config")
         val = [self.val_images, self.val_trimaps, self.val_alphas]

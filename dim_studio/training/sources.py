@@ -9,7 +9,8 @@ Two layouts of foregrounds:
   in the list is looked up in both, in that order.
 - **A plain folder of photo/alpha pairs**, paired by stem like ``batch``
   (``doll.png`` with ``doll_alpha.png``, in the same folder or in an
-  ``alphas/`` folder beside an ``images/`` folder). Photos are not
+  ``alphas/`` folder beside an ``images/`` folder, or in the folder given
+  as ``alphas``). Photos are not
   foregrounds: their foreground and background colours are estimated from
   the alpha (``compose.estimate_layers``) once, and cached as ``.npy`` files
   in the run's output folder so a resumed run and every worker reuse them.
@@ -128,9 +129,12 @@ def _composition_1k(root: Path) -> tuple[list[Foreground], list[str], list[str]]
     return foregrounds, missing, bg_names
 
 
-def _pair_folder(root: Path, cache: Path, progress: Callable[[str], None] | None) -> list[Foreground]:
+def _pair_folder(root: Path, alphas_dir: Path | None, cache: Path,
+                 progress: Callable[[str], None] | None) -> list[Foreground]:
     images, alphas = root, root
-    if (root / "images").is_dir() and (root / "alphas").is_dir():
+    if alphas_dir is not None:
+        alphas = alphas_dir
+    elif (root / "images").is_dir() and (root / "alphas").is_dir():
         images, alphas = root / "images", root / "alphas"
     pairs, _ = find_pairs(images, alphas, ALPHA_SUFFIXES, what="alphas")
     found = [(p.rel, p.image, p.partner) for p in pairs if p.partner is not None]
@@ -203,6 +207,7 @@ def find_training_data(
     per_foreground: int,
     cache: Path,
     hard: set[str] | None = None,
+    alphas: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> TrainingData:
     """Foregrounds from ``data`` (either layout) and backgrounds from ``backgrounds``.
@@ -230,7 +235,8 @@ def find_training_data(
                 for i, f in enumerate(foregrounds)
             ]
     else:
-        foregrounds = _pair_folder(root, cache, progress)
+        alphas_dir = check_folder(alphas, "alphas") if alphas is not None else None
+        foregrounds = _pair_folder(root, alphas_dir, cache, progress)
         layout = "pairs"
         if not bg_list:
             notes.append("no --backgrounds: each photo is composited over its own estimated background")

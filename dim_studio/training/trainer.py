@@ -219,10 +219,15 @@ class _Run:
         self.notes.extend(init_notes)
         self._normalization = normalization
         hard = read_hard_list(cfg.hard_list) if cfg.hard_list else None
+        # The main process estimates any photo layers first; the others then read its cache.
+        if not dist.main:
+            dist.barrier()
         data = find_training_data(
             cfg.data, cfg.backgrounds, per_foreground=cfg.backgrounds_per_fg,  # type: ignore[arg-type]
-            cache=self.out / "layers", hard=hard, progress=self._say,
+            cache=self.out / "layers", hard=hard, alphas=cfg.alphas, progress=self._say,
         )
+        if dist.main:
+            dist.barrier()
         self.notes.extend(data.notes)
         dataset = CompositionDataset(
             data, per_foreground=cfg.backgrounds_per_fg, seed=cfg.seed,
