@@ -184,9 +184,15 @@ class TrainSampler(DistributedSampler):
 
 
 def _worker_init(_: int) -> None:
-    # Worker processes share the machine's cores: one OpenCV/torch thread each.
+    import signal
+
     import cv2
 
+    # Ctrl-C reaches the whole process group: the main process stops at the
+    # next step and shuts the workers down; a worker dying first would turn
+    # a clean stop into "DataLoader worker exited unexpectedly".
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Worker processes share the machine's cores: one OpenCV/torch thread each.
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
