@@ -208,14 +208,17 @@ def make_loader(
 ) -> DataLoader:
     """A DataLoader with ``workers`` processes (default: the cores, up to 8) prefetching batches.
 
-    Workers persist across epochs, and drop_last keeps every rank's batch
-    the same size (DistributedDataParallel needs that).
+    Workers are spawned once and persist across epochs, and drop_last keeps
+    every rank's batch the same size (DistributedDataParallel needs that).
     """
     if workers is None:
         workers = min(8, max(0, (os.cpu_count() or 1) - 1))
     kwargs: dict[str, Any] = {}
     if workers > 0:
+        # Spawned, not forked: a fork of a process whose OpenCV or Qt threads
+        # are running can deadlock in the child (the lock holders do not exist
+        # there), and training runs inside the app and after other OpenCV work.
         kwargs = {"persistent_workers": True, "prefetch_factor": max(1, prefetch),
-                  "worker_init_fn": _worker_init}
+                  "worker_init_fn": _worker_init, "multiprocessing_context": "spawn"}
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       drop_last=True, pin_memory=pin_memory, **kwargs)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..trimap import trimap_from_alpha
+
 __all__ = [
     "CROP_SIZES",
     "OUTPUT_SIZE",
@@ -81,27 +83,15 @@ def resize(arr: np.ndarray, size: int) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
 
-def _ellipse(size: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))
-
-
 def random_trimap(alpha: np.ndarray, rng: np.random.Generator, max_kernel: int = 20) -> np.ndarray:
-    """A trimap from the alpha: the band is where dilation and erosion differ.
+    """The paper's training trimap: the band is where dilation and erosion of the alpha differ.
 
-    Everything not surely background (alpha > 1/255) is dilated and
-    everything surely foreground eroded, each by a random radius of 1 to
-    ``max_kernel`` pixels, so every soft pixel is unknown and the band's
-    width varies like hand-drawn trimaps do.
+    Everything not background is dilated and everything opaque eroded, each
+    by a random radius of 1 to ``max_kernel`` pixels
+    (``trimap.trimap_from_alpha``), so every soft pixel is unknown and the
+    band's width varies like hand-drawn trimaps do.
     """
-    not_bg = (alpha > 1.0 - _SOLID).astype(np.uint8)
-    solid = (alpha >= _SOLID).astype(np.uint8)
-    grow, shrink = (int(k) for k in rng.integers(1, max(1, max_kernel) + 1, size=2))
-    unknown = cv2.dilate(not_bg, _ellipse(grow)).astype(bool)
-    fg = cv2.erode(solid, _ellipse(shrink)).astype(bool)
-    trimap = np.zeros(alpha.shape, np.uint8)
-    trimap[unknown] = 128
-    trimap[fg] = 255
-    return trimap
+    return trimap_from_alpha(alpha, rng, 1, max(1, int(max_kernel)))
 
 
 def crop_window(alpha: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[int, int, int]:
