@@ -22,10 +22,7 @@ second Ctrl-C stops at once.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,12 +42,13 @@ from .dataset import CompositionDataset, LossTracker, TrainSampler, make_loader
 from .distributed import Dist, setup, teardown
 from .initial import initial_model
 from .logs import TrainLog
-from .losses import per_sample_alpha_loss, stage_loss, unknown_mask
+from .losses import per_sample_alpha_loss, unknown_mask
 from .samples import SampleOptions
 from .sources import find_training_data, read_hard_list
+from .step import StopRequests, optimisation_step, precision_for, precision_name, weights_digest
 from .validation import validate
 
-__all__ = ["TrainProgress", "TrainResult", "TrainingError", "precision_for", "train", "weights_digest"]
+__all__ = ["TrainProgress", "TrainResult", "TrainingError", "precision_for", "train", "weights_digest"]  # the last two re-exported from step
 
 
 class TrainingError(DimStudioError):
@@ -94,64 +92,6 @@ class TrainResult:
 
 
 ProgressFn = Callable[[TrainProgress], None]
-
-
-def precision_for(choice: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``choice`` on ``device`` (None: fp32)."""
-    if choice == "fp32":
-        return None
-    if device.type == "cuda":
-        if choice == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if choice == "bf16" else torch.float16
-    if device.type == "cpu":
-        if choice == "fp16":
-            raise ConfigError("fp16 training needs a CUDA GPU; on the CPU use bf16 or fp32")
-        if choice == "auto":
-            # Emulated bf16 is slower than fp32: only where the CPU has it natively.
-            native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
-                getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-            return torch.bfloat16 if native else None
-        return torch.bfloat16
-    if choice in ("bf16", "fp16"):
-        raise ConfigError(f"mixed precision training is not supported on {device.type}; use fp32")
-    return None
-
-
-def _precision_name(dtype: torch.dtype | None) -> str:
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-
-
-def weights_digest(model: nn.Module) -> str:
-    """sha256 of every parameter and buffer, in state-dict order (replicas must agree)."""
-    h = hashlib.sha256()
-    for key, tensor in model.state_dict().items():
-        h.update(key.encode())
-        h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-class _StopRequests:
-    """Ctrl-C and SIGTERM set a flag the loop checks between steps (main thread only)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, Any] = {}
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.requested = True
-
-    def __enter__(self) -> _StopRequests:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def train(
@@ -282,7 +222,7 @@ class _Run:
 
         record = {
             "init": init_record, "data": str(cfg.data), "layout": data.layout,
-            "precision": _precision_name(amp_dtype), "device": str(device), "world_size": dist.world,
+            "precision": precision_name(amp_dtype), "device": str(device), "world_size": dist.world,
         }
         first_loss: float | None = state.get("first_loss") if state is not None else None
         last_loss: float | None = None
@@ -340,7 +280,7 @@ class _Run:
 
         batches = epoch_batches()
         try:
-            with _StopRequests() as stop:
+            with StopRequests() as stop:
                 model.train()
                 while step < cfg.steps:
                     stop_now, bad = dist.any([stop.requested or bool(self.cancel and self.cancel()), False])
@@ -349,16 +289,8 @@ class _Run:
                         break
                     batch = next(batches)
                     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                    x = batch["input"]
-                    if cfg.channels_last:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                        outputs = net(x, refine=cfg.stage != 1)
-                    loss, terms = stage_loss(outputs, batch, cfg.stage)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
+                    loss, terms, outputs = optimisation_step(
+                        net, batch, cfg.stage, optimizer, scaler, amp_dtype, cfg.channels_last)
                     scheduler.step()
                     step += 1
                     epoch_step += 1
@@ -415,7 +347,7 @@ class _Run:
             out=self.out, stage=cfg.stage, steps=step, interrupted=interrupted, last=self.out / LAST,
             best=self.out / BEST if best["SAD"] is not None else None, best_metrics=best["metrics"],
             first_loss=first_loss, final_loss=last_loss, seconds=seconds,
-            precision=_precision_name(amp_dtype), device=str(device), world_size=dist.world,
+            precision=precision_name(amp_dtype), device=str(device), world_size=dist.world,
             notes=self.notes, rank_weights_sha256=digests,
         )
         if dist.main:
@@ -469,7 +401,7 @@ class _Run:
             "layout": data.layout,
             "foregrounds": len(data.foregrounds),
             "backgrounds": len(data.backgrounds),
-            "precision": _precision_name(amp_dtype),
+            "precision": precision_name(amp_dtype),
             "device": str(self.dist.device),
             "world_size": self.dist.world,
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
