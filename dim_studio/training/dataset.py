@@ -25,10 +25,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..images import read_image
 from ..net.model import DEFAULT_NORMALIZATION, normalize_input
-from .samples import SampleOptions, make_sample
+from .samples import Sample, SampleOptions, make_sample
 from .sources import TrainingData
 
-__all__ = ["CompositionDataset", "LossTracker", "TrainSampler", "make_loader"]
+__all__ = ["CompositionDataset", "LossTracker", "TrainSampler", "make_loader", "sample_tensors"]
 
 # Salts that keep the background choice and the augmentations apart.
 _BACKGROUND_SALT = 0x6267
@@ -82,20 +82,22 @@ class CompositionDataset(Dataset):
             bg = own_bg if own_bg is not None else fg
         rng = np.random.default_rng([self.seed, _SAMPLE_SALT, draw, index])
         sample = make_sample(fg, alpha, bg, rng, self.options)
-        x = normalize_input(sample.image, sample.trimap, self.normalization)[0]
+        return {**sample_tensors(sample, self.normalization), "fg_index": torch.tensor(fg_index)}
 
-        def chw(arr: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
-        return {
-            "input": x,
-            "image": chw(sample.image),
-            "fg": chw(sample.fg),
-            "bg": chw(sample.bg),
-            "alpha": torch.from_numpy(sample.alpha)[None],
-            "trimap": torch.from_numpy(sample.trimap)[None],
-            "fg_index": torch.tensor(fg_index),
-        }
+def sample_tensors(sample: Sample, normalization: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """A sample as the tensors a training step takes (channels first, no batch axis)."""
+    def chw(arr: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+    return {
+        "input": normalize_input(sample.image, sample.trimap, normalization)[0],
+        "image": chw(sample.image),
+        "fg": chw(sample.fg),
+        "bg": chw(sample.bg),
+        "alpha": torch.from_numpy(sample.alpha)[None],
+        "trimap": torch.from_numpy(sample.trimap)[None],
+    }
 
 
 class LossTracker:

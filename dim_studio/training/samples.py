@@ -152,11 +152,14 @@ def make_sample(
     bg: np.ndarray,
     rng: np.random.Generator,
     options: SampleOptions = SampleOptions(),
+    trimap: np.ndarray | None = None,
 ) -> Sample:
     """Crop, resize, flip, make the trimap, and only then composite.
 
     ``fg`` (H, W, 3) and ``alpha`` (H, W) are the foreground photo's layers;
-    ``bg`` is any background photo (scaled to cover the foreground).
+    ``bg`` is any background photo (scaled to cover the foreground). A given
+    ``trimap`` (the user's own, for a fine-tune) is cropped with the layers
+    instead of drawing a random one.
     """
     crop = int(options.crop_sizes[rng.integers(len(options.crop_sizes))])
     window = crop_window(alpha, crop, rng)
@@ -165,8 +168,13 @@ def make_sample(
     fg_c = resize(fg[y0:y0 + side, x0:x0 + side], size)
     alpha_c = resize(alpha[y0:y0 + side, x0:x0 + side], size)
     bg_c = _background_window(bg, alpha.shape, window, size)
+    tri_c = None
+    if trimap is not None:
+        tri_c = cv2.resize(np.ascontiguousarray(trimap[y0:y0 + side, x0:x0 + side]), (size, size),
+                           interpolation=cv2.INTER_NEAREST)
     if options.flip and rng.random() < 0.5:
         fg_c, alpha_c, bg_c = fg_c[:, ::-1], alpha_c[:, ::-1], bg_c[:, ::-1]
+        tri_c = None if tri_c is None else tri_c[:, ::-1]
     fg_c, alpha_c, bg_c = (np.ascontiguousarray(a) for a in (fg_c, alpha_c, bg_c))
-    trimap = random_trimap(alpha_c, rng, options.max_kernel)
-    return Sample(composite(fg_c, bg_c, alpha_c), fg_c, bg_c, alpha_c, trimap)
+    tri_c = random_trimap(alpha_c, rng, options.max_kernel) if tri_c is None else np.ascontiguousarray(tri_c)
+    return Sample(composite(fg_c, bg_c, alpha_c), fg_c, bg_c, alpha_c, tri_c)
