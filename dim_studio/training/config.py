@@ -121,6 +121,14 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def absolute(self) -> TrainConfig:
+        """A copy with every path absolute, so a run resumes from any working folder."""
+        values = {k: os.path.abspath(os.path.expanduser(v)) for k in _PATH_KEYS
+                  if isinstance(v := getattr(self, k), str)}
+        if self.init != "none":
+            values["init"] = os.path.abspath(os.path.expanduser(self.init))
+        return dataclasses.replace(self, **values)
+
     def updated(self, values: Mapping[str, Any]) -> TrainConfig:
         """A copy with ``values`` (None values are ignored: not given)."""
         known = {f.name for f in dataclasses.fields(self)}

@@ -213,6 +213,7 @@ class _Run:
             if step >= cfg.steps:
                 self.notes.append(f"the run is already at step {step} of {cfg.steps}: raise --steps to train on")
         weights_snapshot = state.get("sampler_weights") if state is not None else None
+        validated_at: int | None = state.get("validated_at") if state is not None else None
 
         log = TrainLog(self.out, resume_step=step if state is not None else None) if dist.main else None
         if log is not None and log.note:
@@ -255,13 +256,15 @@ class _Run:
                 "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "tracker": tracker.state_dict(), "sampler_weights": weights_snapshot,
                 "torch_rng": torch.get_rng_state(), "best": best, "first_loss": first_loss,
+                "validated_at": validated_at,
                 "elapsed": elapsed_before + time.perf_counter() - start,
             })
 
         def run_validation() -> None:
-            nonlocal best
-            if not cfg.validates:
+            nonlocal best, validated_at
+            if not cfg.validates or validated_at == step:
                 return
+            validated_at = step
             if dist.main:
                 self._say(f"validating at step {step}")
                 metrics = validate(model, normalization, cfg, device)
@@ -334,11 +337,10 @@ class _Run:
                         save()
         except KeyboardInterrupt:
             interrupted = True  # a second Ctrl-C: the model is between steps or mid-update
-        if interrupted:
-            save()
-        else:
+        if not interrupted:
             run_validation()
-            save()
+        if step > session_start_step or validated_at == step or state is None:
+            save()  # a resumed run that was already finished leaves its files as they were
         digests = dist.gather_objects(weights_digest(model))
         seconds = elapsed_before + time.perf_counter() - start
         if log is not None:

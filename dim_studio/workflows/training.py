@@ -40,7 +40,7 @@ def training_config(request: TrainRequest) -> Any:
         base = read_run_config(out)
     if request.config_file is not None:
         base = load_config(request.config_file, base)
-    return base.updated(dict(request.overrides)).check()
+    return base.updated(dict(request.overrides)).absolute().check()
 
 
 def run_training(ctx: JobContext, request: TrainRequest) -> Any:
