@@ -83,6 +83,9 @@ from dim_studio.training.samples import CROP_SIZES, OUTPUT_SIZE, SampleOptions  
 from dim_studio.training.sources import find_training_data  # noqa: E402
 from dim_studio.training.trainer import precision_for  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dim_speed import cpu_name, table  # noqa: E402  (the same machine line and table layout)
+
 SIZE = OUTPUT_SIZE  # 320, the paper's training size
 
 
@@ -96,16 +99,6 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def native_cpu_bf16() -> tuple[bool, bool]:
@@ -127,15 +120,6 @@ def release(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
-    print()
 
 
 def header(device: torch.device, args: argparse.Namespace) -> None:
@@ -473,7 +457,7 @@ def bench_fit(args: argparse.Namespace, device: torch.device) -> None:
     else:
         print(f"   largest batch that fits: {lo} (peak {tried[lo][1]:.1f} of {total:.0f} GiB); "
               f"{hi} does not\n")
-    del trainer
+    trainer = None  # frees its model and Adam state before the next measurement
     release(device)
 
 

@@ -10,17 +10,7 @@ from tqdm import tqdm
 
 from ..engines import create_engine
 from ..evaluation import EvalRow, evaluate_folder
-from .common import add_engine_options, engine_choice
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+from .common import add_engine_options, engine_choice, whole_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_engine_options(p, multiple=True)
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    p.add_argument("--limit", type=_positive, metavar="N", help="only the first N photos")
+    p.add_argument("--limit", type=whole_number(1), metavar="N", help="only the first N photos")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

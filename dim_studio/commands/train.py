@@ -11,21 +11,9 @@ import argparse
 import sys
 from typing import Any
 
-from .common import positive_number
+from .common import positive_number, whole_number
 
 EXIT_INTERRUPTED = 130
-
-
-def _whole(minimum: int):  # noqa: ANN202 - an argparse type
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
-        return value
-    return parse
 
 
 # (option, config key, type, metavar, help)
@@ -34,26 +22,26 @@ _OPTIONS: tuple[tuple[str, str, Any, str, str], ...] = (
     ("--alphas", "alphas", str, "DIR", "the alphas of a folder of photos, when they are not beside the photos"),
     ("--backgrounds", "backgrounds", str, "DIR", "folder of background photos (MS COCO in the paper)"),
     ("--out", "out", str, "DIR", "output folder: checkpoints, log, validation results"),
-    ("--steps", "steps", _whole(1), "N", "train until step N (counted from the run's start; default 1000)"),
+    ("--steps", "steps", whole_number(1), "N", "train until step N (counted from the run's start; default 1000)"),
     ("--stage", "stage", int, "1|2|3", "1: encoder-decoder; 2: refinement alone; 3: both (default 1)"),
     ("--init", "init", str, "SOURCE", "weights to start from: a weights file, a VGG-16 checkpoint "
      "(torchvision .pth or the seed's vgg16_weights.npz), or none for He-initialised weights"),
-    ("--batch-size", "batch_size", _whole(1), "N", "samples per step and process (default 4)"),
+    ("--batch-size", "batch_size", whole_number(1), "N", "samples per step and process (default 4)"),
     ("--lr", "lr", positive_number, "LR", "Adam learning rate (default 1e-5, the paper's)"),
     ("--precision", "precision", str, "P", "auto (default), fp32, bf16 or fp16"),
     ("--device", "device", str, "DEVICE", "auto (default), cuda, mps or cpu"),
-    ("--workers", "workers", _whole(0), "N", "data loader processes (default: the cores, up to 8)"),
-    ("--seed", "seed", _whole(0), "N", "seed of every random choice (default 0)"),
-    ("--backgrounds-per-fg", "backgrounds_per_fg", _whole(1), "N",
+    ("--workers", "workers", whole_number(0), "N", "data loader processes (default: the cores, up to 8)"),
+    ("--seed", "seed", whole_number(0), "N", "seed of every random choice (default 0)"),
+    ("--backgrounds-per-fg", "backgrounds_per_fg", whole_number(1), "N",
      "compositions per foreground (the paper's 100)"),
     ("--hard-list", "hard_list", str, "FILE", "train only on the foregrounds named in FILE (hard mode)"),
     ("--val-images", "val_images", str, "DIR", "validation photos (as dim-studio eval --images)"),
     ("--val-trimaps", "val_trimaps", str, "DIR", "validation trimaps"),
     ("--val-alphas", "val_alphas", str, "DIR", "validation ground-truth alphas"),
-    ("--validate-every", "validate_every", _whole(0), "N", "validate every N steps (and at the end)"),
-    ("--val-limit", "val_limit", _whole(1), "N", "validate on the first N photos only"),
-    ("--save-every", "save_every", _whole(1), "N", "write a resumable checkpoint every N steps (default 500)"),
-    ("--log-every", "log_every", _whole(1), "N", "log the loss every N steps (default 10)"),
+    ("--validate-every", "validate_every", whole_number(0), "N", "validate every N steps (and at the end)"),
+    ("--val-limit", "val_limit", whole_number(1), "N", "validate on the first N photos only"),
+    ("--save-every", "save_every", whole_number(1), "N", "write a resumable checkpoint every N steps (default 500)"),
+    ("--log-every", "log_every", whole_number(1), "N", "log the loss every N steps (default 10)"),
     ("--width", "width", positive_number, "W", "channel multiplier of a fresh network (default 1)"),
 )
 
