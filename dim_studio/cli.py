@@ -35,10 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dim-studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from .commands import batch, evaluate, gui, matte, train, weights
+    from .commands import batch, evaluate, finetune, gui, matte, train, weights
     from .commands.common import positive_number
 
-    for module in (gui, matte, batch, evaluate, train, weights):
+    for module in (gui, matte, batch, evaluate, train, finetune, weights):
         module.register(sub)
     # Accepted before or after the subcommand, whichever the user tries first.
     for p in (parser, *sub.choices.values()):

@@ -206,10 +206,15 @@ def finetune(
     backgrounds: Sequence[Path] = (),
     options: FinetuneOptions = FinetuneOptions(),
     image_name: str = "photo",
+    image_sha256: str | None = None,
     progress: Callable[[FinetuneProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> FinetuneResult:
-    """Fine-tune ``base`` (or a fresh network) on one photo; write the best weights to ``out``."""
+    """Fine-tune ``base`` (or a fresh network) on one photo; write the best weights to ``out``.
+
+    ``image_sha256`` is the photo file's (recorded in the output); without it
+    the decoded pixels' hash is recorded.
+    """
     out = Path(out)
     image = np.asarray(image, dtype=np.float32)
     alpha = np.clip(np.asarray(alpha, dtype=np.float32), 0.0, 1.0)
@@ -257,7 +262,10 @@ def finetune(
     flat_steps, recoveries, step, cancelled = 0, 0, 0, False
 
     def measure() -> float:
-        value = photo.sad_of(model, device)
+        try:
+            value = photo.sad_of(model, device)
+        except DimStudioError:  # the engine refuses NaN output: the update broke the weights
+            return math.inf
         sad_history.append((step, value))
         if value < best["sad"]:
             best.update(sad=value, step=step,
@@ -280,10 +288,9 @@ def finetune(
                 value = float(loss.detach())
                 losses.append(value)
                 pred_std, target_std = _spread(outputs, batch)
-                collapsed = not math.isfinite(value)
                 flat_steps = flat_steps + 1 if (pred_std < COLLAPSE_STD and target_std > COLLAPSE_TARGET_STD) else 0
-                if flat_steps >= COLLAPSE_STEPS:
-                    collapsed = True
+                latest = measure() if step % options.evaluate_every == 0 else None
+                collapsed = not math.isfinite(value) or flat_steps >= COLLAPSE_STEPS or latest == math.inf
                 if collapsed:
                     if recoveries >= MAX_RECOVERIES:
                         notes.append(f"the network collapsed again at step {step}; stopped with the best weights")
@@ -297,14 +304,11 @@ def finetune(
                                  f"weights (step {best['step']}) with the learning rate halved to {lr:.2g}")
                     report(step, value, start, best_sad=best["sad"], message=notes[-1])
                     continue
-                latest = None
-                if step % options.evaluate_every == 0:
-                    latest = measure()
                 report(step, value, start, sad=latest, best_sad=best["sad"])
         except KeyboardInterrupt:
             cancelled = True  # a second Ctrl-C: the current weights may be mid-update; the best are safe
-    if not cancelled and (not sad_history or sad_history[-1][0] != step):
-        measure()
+    if not cancelled and sad_history[-1][0] != step:
+        measure()  # a broken last update measures as inf and is not kept
     seconds = time.perf_counter() - start
     model.load_state_dict(best["state"])
     improved = best["step"] > 0
@@ -314,7 +318,7 @@ def finetune(
         "kind": "finetune",
         "base": base_record,
         "image": image_name,
-        "image_sha256": _array_sha256(image),
+        "image_sha256": image_sha256 or _array_sha256(image),
         "steps": step,
         "best_step": best["step"],
         "lr": lr,
