@@ -180,6 +180,69 @@ def describe_weights(path: str | os.PathLike[str]) -> str:
 
 
 __all__ = [
+    "KnownWeights",
+    "known_weights",
     "InstalledWeights", "WeightsStatus", "describe_weights", "download_target", "download_weights",
     "install_target", "install_weights", "weights_status",
 ]
+
+
+@dataclass(frozen=True)
+class KnownWeights:
+    """A weights file the app knows of, for a chooser: where it is and what it is."""
+
+    path: Path
+    description: str  # "tuned on doll.png, 300 steps, SAD 41.2 -> 6.3", "OpenMMLab DIM stage 3 (import)"
+    usable: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.path.name}: {self.description}"
+
+
+def _describe_known(path: Path) -> KnownWeights:
+    from ..net.weights import check_weights
+    from ..training.finetune import describe_tuned
+
+    try:
+        info = check_weights(path)
+    except Exception as exc:  # noqa: BLE001 - a broken file is listed as unusable, never a crash
+        return KnownWeights(path, f"unusable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", False)
+    prov = info.provenance
+    tuned = describe_tuned(info)
+    if tuned is not None:
+        return KnownWeights(path, tuned)
+    kind = prov.get("kind")
+    if kind == "training":
+        return KnownWeights(path, f"trained, stage {prov.get('stage', '?')}, {prov.get('steps', '?')} steps")
+    if kind == "import":
+        stage = f" stage {prov['stage']}" if prov.get("stage") else ""
+        return KnownWeights(path, f"{prov.get('source', 'imported')} DIM{stage} (import)")
+    if kind == "vgg16-init":
+        return KnownWeights(path, "VGG-16 initialisation (a start for training, not for matting)")
+    return KnownWeights(path, info.config.describe())
+
+
+def known_weights(explicit: str | os.PathLike[str] | None = None) -> list[KnownWeights]:
+    """Every weights file in the search locations (the one in use first), each described.
+
+    Lists the files named by ``--weights`` / ``$DIM_STUDIO_WEIGHTS`` and every
+    ``*.safetensors`` in the user data folder (where imports, downloads and
+    fine-tunes are saved) and in ``model/``. Reads headers only; imports torch:
+    call it off the GUI thread.
+    """
+    from ..net.weights import weights_search_locations
+
+    seen: set[Path] = set()
+    found: list[Path] = []
+    for _, place in weights_search_locations(explicit):
+        candidates = [place] if place.is_file() else sorted(place.glob("*.safetensors")) if place.is_dir() else []
+        for path in candidates:
+            key = path.resolve()
+            if path.is_file() and key not in seen:
+                seen.add(key)
+                found.append(path)
+    status = weights_status(explicit)
+    if status.path is not None:
+        found.sort(key=lambda p: p.resolve() != status.path.resolve())
+    return [_describe_known(p) for p in found]
