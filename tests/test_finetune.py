@@ -144,3 +144,34 @@ def test_cli_errors_are_one_line(tmp_path, run_cli) -> None:
     assert res.code == 1 and "missing.png" in res.err
     res = run_cli("finetune", image, "--alpha", small, "--steps", "3", "--minutes", "1", "-o", tmp_path / "o.st")
     assert res.code == 2 and "not allowed with" in res.err
+
+
+def test_teach_then_batch_uses_the_tuned_weights(tmp_path, run_cli, narrow_base) -> None:
+    photo, alpha, trimap = striped_scene()
+    taught = tmp_path / "taught"
+    files = {"photo": save_rgb(taught / "stripes.png", photo),
+             "alpha": save_gray(tmp_path / "stripes_alpha.png", alpha),
+             "trimap": save_gray(taught / "stripes_trimap.png", trimap)}
+    tuned = tmp_path / "tuned.safetensors"
+    res = run_cli("finetune", files["photo"], "--alpha", files["alpha"], "--trimap", files["trimap"],
+                  "--weights", narrow_base, "--steps", "4", "--lr", "1e-3", "-q", "-o", tuned)
+    assert res.code == 0, res.err
+
+    # A "similar photo": the same subject, shifted, in a folder of its own.
+    similar = tmp_path / "similar"
+    save_rgb(similar / "shifted.png", np.roll(photo, 7, axis=1))
+    save_gray(similar / "shifted_trimap.png", np.roll(trimap, 7, axis=1))
+    out = tmp_path / "out"
+    res = run_cli("batch", similar, "--trimaps", similar, "--engine", "dim", "--weights", tuned, "-q", "-o", out)
+    assert res.code == 0, res.err
+
+    from dim_studio.images import read_alpha, read_image, read_trimap
+    written = read_alpha(out / "shifted_alpha.png")
+    shifted = read_image(similar / "shifted.png")  # as saved: 8-bit, like the batch reads it
+    expected = {}
+    for name, weights in (("tuned", tuned), ("base", narrow_base)):
+        model, info = load_weights(weights)
+        engine = create_engine("dim", model=model, info=info, device="cpu")
+        expected[name] = engine.estimate(shifted, read_trimap(similar / "shifted_trimap.png"))
+    assert np.abs(written - expected["tuned"]).max() <= 1 / 255 + 1e-6
+    assert np.abs(expected["tuned"] - expected["base"]).max() > 2 / 255  # the tuned file made the difference
