@@ -57,6 +57,8 @@ from dim_studio.workflows.engine_choice import EngineChoice, engine_options
 from dim_studio.workflows.jobs import JobError
 from dim_studio.workflows.weights import weights_status
 
+from .weights_chooser import fill_weights_combo, load_known_weights
+
 from .jobs import JobLane, TaskRunner, app_events
 
 __all__ = [
@@ -181,6 +183,8 @@ class BatchDialog(QDialog):
         self._device = device
         self.dim_weights: str | None = None
         self.weights_help = ""
+        self._wanted_weights: str | None = None  # the file the user picked in the weights combo
+        self.weights_listed = False
         self._wanted_engine = (settings.get_str(_KEY + "engine") if settings else "") or engine or ""
 
         self.worker = JobLane(self, "batch")
@@ -295,6 +299,10 @@ class BatchDialog(QDialog):
         # Engine and options ------------------------------------------------------------
         self.engine = QComboBox()
         self.engine.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.weights_combo = QComboBox()
+        self.weights_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.weights_combo.setToolTip("The weights file the dim engine uses for this batch")
+        self.weights_label = QLabel("Weights:")
         self.engine_note = QLabel()
         self.engine_note.setWordWrap(True)
         self.engine_note.setStyleSheet("color: palette(mid);")
@@ -309,6 +317,7 @@ class BatchDialog(QDialog):
         processing = QGroupBox("Processing")
         pform = QFormLayout(processing)
         pform.addRow("Engine:", self.engine)
+        pform.addRow(self.weights_label, self.weights_combo)
         pform.addRow("", self.engine_note)
         options = QVBoxLayout()
         options.setSpacing(2)
@@ -392,6 +401,7 @@ class BatchDialog(QDialog):
         self.color_button.clicked.connect(self._pick_color)
         self.bg_browse.clicked.connect(self._pick_background_image)
         self.engine.currentIndexChanged.connect(self._on_engine_chosen)
+        self.weights_combo.currentIndexChanged.connect(self._on_weights_chosen)
         self.output_row.edit.textChanged.connect(self._sync_controls)
         self.only_problems.toggled.connect(self._apply_filter)
         self.start_button.clicked.connect(self.start)
@@ -410,9 +420,18 @@ class BatchDialog(QDialog):
         """Look for the dim engine's weights again (``app_events().weightsChanged`` calls this)."""
         if installed is not None:
             self._explicit_weights = str(installed)  # exactly what the user just installed
+            self._wanted_weights = None
         explicit = self._explicit_weights
         self._fill_engines()
         self.tasks.submit(lambda: weights_status(explicit), self._on_weights_probed)
+        load_known_weights(self.tasks, explicit, self._on_weights_listed, lambda _error: None)
+
+    def _on_weights_listed(self, known: object) -> None:
+        """Fill the weights combo (``known_weights``: the one in use first); a choice the user made sticks."""
+        select = self._wanted_weights or self._explicit_weights or self.dim_weights
+        fill_weights_combo(self.weights_combo, list(known), select=select)  # type: ignore[arg-type]
+        self.weights_listed = True
+        self._update_engine_note()
 
     def _on_weights_probed(self, result: object) -> None:
         if isinstance(result, JobError):
@@ -445,11 +464,23 @@ class BatchDialog(QDialog):
         self._wanted_engine = self.engine.currentData() or ""
         self._update_engine_note()
 
+    def _on_weights_chosen(self) -> None:
+        self._wanted_weights = self.weights_combo.currentData() or None
+        self._update_engine_note()
+
+    def chosen_weights(self) -> str | None:
+        """The dim engine's weights for this batch: the combo's file, else the one found."""
+        return self.weights_combo.currentData() or self.dim_weights
+
     def _update_engine_note(self) -> None:
         name = self.engine.currentData()
+        show_weights = name == "dim" and self.weights_combo.count() > 0
+        self.weights_combo.setVisible(show_weights)
+        self.weights_label.setVisible(show_weights)
         if name == "dim" and self.dim_weights:
-            self.engine_note.setText(f"Weights: {Path(self.dim_weights).name}")
-            self.engine_note.setToolTip(self.dim_weights)
+            weights = self.chosen_weights() or self.dim_weights
+            self.engine_note.setText("" if show_weights else f"Weights: {Path(weights).name}")
+            self.engine_note.setToolTip(weights)
         elif not self.dim_weights and "dim" in engine_names():
             self.engine_note.setText("The dim engine appears here once its weights are installed "
                                      "(Weights menu).")
@@ -460,7 +491,7 @@ class BatchDialog(QDialog):
 
     def engine_options(self, name: str) -> dict[str, Any]:
         """Constructor options, as the CLI builds them: the found weights and the window's device."""
-        return engine_options(name, weights=self.dim_weights, device=self._device)
+        return engine_options(name, weights=self.chosen_weights(), device=self._device)
 
     # -- widgets <-> request ------------------------------------------------------------------
 
@@ -485,7 +516,7 @@ class BatchDialog(QDialog):
         self.open_button.setEnabled(bool(out) and Path(out).is_dir())
         for widget in (self.images_row, self.partners_row, self.output_row, self.trimaps_radio,
                        self.masks_radio, self.alpha_check, self.cutout_check, self.composite_check,
-                       self.depth, self.engine, self.recursive_check, self.overwrite_check, self.retry_check):
+                       self.depth, self.engine, self.weights_combo, self.recursive_check, self.overwrite_check, self.retry_check):
             widget.setEnabled(not running)
         if running:
             for widget in (self.band, self.band_label, self.bg_kind, self.color_button, self.bg_image,

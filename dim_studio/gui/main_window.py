@@ -44,6 +44,8 @@ from . import dialogs
 from .batch_dialog import open_batch_dialog
 from .preview import PreviewController
 from .settings import Settings
+from .finetune_dialog import open_finetune_dialog
+from .weights_chooser import choose_weights
 from .weights_dialogs import install_weights_menu
 from .window_ui import WindowUi
 from dim_studio.workflows.engine_choice import EngineChoice, choose_engine
@@ -199,8 +201,37 @@ class MainWindow(QMainWindow):
         self.batch_action = batch_action
         weights_menu = QMenu("&Weights", self)
         install_weights_menu(self, weights_menu)
+        weights_menu.addSeparator()
+        self.choose_weights_action = QAction("&Choose weights…", self)
+        self.choose_weights_action.setStatusTip("Pick which weights file the dim engine uses")
+        self.choose_weights_action.triggered.connect(self.choose_weights_dialog)
+        weights_menu.addAction(self.choose_weights_action)
+        self.finetune_action = QAction("&Teach it this photo (fine-tune)…", self)
+        self.finetune_action.setStatusTip("Train the network on the current photo so it mattes it better")
+        self.finetune_action.triggered.connect(self.finetune_dialog)
+        self.finetune_action.setEnabled(False)  # until a photo is open
+        weights_menu.addAction(self.finetune_action)
         self.add_menu(weights_menu)
         self.weights_menu = weights_menu
+
+    def choose_weights_dialog(self) -> Any:
+        """Weights > Choose weights: list the known files; the one picked goes to ``use_weights``."""
+        return choose_weights(self)
+
+    def finetune_dialog(self, *, options: Any = None) -> Any:
+        """Weights > Teach it this photo: the fine-tune dialog for the current photo."""
+        return open_finetune_dialog(self, options=options)
+
+    def use_weights(self, path: object) -> None:
+        """Make the dim engine use exactly ``path`` (the chooser, the fine-tune's Use now); the preview recomputes."""
+        self.weights = str(path)
+        if self.engine_name == "dim":
+            self.ui.engine_was_chosen = True
+            self.ui.show_engine_status()
+            self.preview.request_now()  # the engine cache is keyed by the weights path
+        else:
+            self.set_engine("dim")  # on_engine_changed recomputes the preview
+        self.refresh_environment()  # the toolbar's dim entry and weights note follow the new file
 
     def _on_weights_changed(self, path: object) -> None:
         # Use exactly the file the user just installed, then offer the dim engine.
@@ -286,6 +317,7 @@ class MainWindow(QMainWindow):
         self.autosave_timer.stop()
         self.image, self.image_path, self.trimap_path = image, str(Path(path).resolve()), None
         self.canvas.set_image(image)
+        self.finetune_action.setEnabled(True)
         self.canvas.zoom_fit()
         self.preview.set_photo(image)
         self.settings.set_last_folder("image", path)

@@ -17,7 +17,8 @@ from ..atomic import check_outputs
 from ..images import check_size, image_size, read_alpha, read_image, read_trimap
 from .jobs import JobContext
 
-__all__ = ["FinetuneRequest", "FinetuneOutcome", "run_finetune"]
+__all__ = ["FinetuneOutcome", "FinetuneRequest", "FinetuneStage", "PhotoFinetuneRequest", "run_finetune",
+           "run_finetune_on_photo"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,7 @@ def run_finetune(ctx: JobContext, request: FinetuneRequest) -> FinetuneOutcome:
     """Fine-tune on one photo as ``request`` says; progress through ``ctx.partial``."""
     import dataclasses
 
-    from ..training.finetune import FinetuneOptions, evaluation_trimap, finetune
-    from ..net.importers import sha256_file
+    from ..training.finetune import FinetuneOptions
     from ..training.sources import find_backgrounds
 
     check_outputs({"the output": request.out},
@@ -70,19 +70,93 @@ def run_finetune(ctx: JobContext, request: FinetuneRequest) -> FinetuneOutcome:
         device=request.device or options.device, seed=request.seed,
     )
 
+    return _tune(ctx, image, alpha, trimap, request.out, weights=request.weights, options=options,
+                 image_path=request.image, backgrounds=backgrounds,
+                 compare_closed_form=request.compare_closed_form)
+
+
+@dataclass(frozen=True)
+class PhotoFinetuneRequest:
+    """The app's fine-tune: the open photo (an array), its trimap, and the target alpha.
+
+    The target is a ground-truth file (``alpha_path``) or, without one, the
+    current result: ``engine`` mattes the photo with ``trimap`` at full
+    resolution, as an export would.
+    """
+
+    image: Any                     # float32 (H, W, 3)
+    image_path: str                # its file: the name and sha256 go into the provenance
+    out: str
+    alpha_path: str | None = None
+    trimap: Any = None             # a TrimapSnapshot or an array, or None
+    engine: Any = None             # an EngineChoice, for the current result
+    weights: str | None = None
+    steps: int | None = None
+    minutes: float | None = None
+    options: Any = None            # a FinetuneOptions (tests: small samples)
+    compare_closed_form: bool = True
+
+
+@dataclass(frozen=True)
+class FinetuneStage:
+    """A ``partial`` payload before training starts (reading the target, computing the current result)."""
+
+    message: str
+
+
+def run_finetune_on_photo(ctx: JobContext, request: PhotoFinetuneRequest) -> FinetuneOutcome:
+    """Fine-tune on the app's open photo; progress through ``ctx.partial`` (FinetuneStage, FinetuneProgress)."""
+    import dataclasses
+
+    from ..engines.base import check_cancel, scaled_progress
+    from ..errors import DimStudioError
+    from ..training.finetune import FinetuneOptions
+    from ..trimap_mirror import as_trimap
+
+    image = request.image
+    shape = image.shape[:2]
+    trimap = as_trimap(request.trimap) if request.trimap is not None else None
+    if request.alpha_path is not None:
+        ctx.partial(FinetuneStage(f"reading {Path(request.alpha_path).name}"))
+        check_size(request.alpha_path, shape, "alpha")
+        alpha = read_alpha(request.alpha_path, shape, what="alpha")
+    else:
+        if trimap is None or request.engine is None:
+            raise DimStudioError("the current result needs the photo's trimap and an engine")
+        ctx.partial(FinetuneStage("computing the current result at full resolution"))
+        engine = ctx.engines.get(request.engine.name, request.engine.options)
+        alpha = engine.estimate(image, trimap, progress=scaled_progress(ctx.progress, 0.0, 0.05),
+                                cancel=ctx.cancelled)
+        check_cancel(ctx.cancelled)
+    Path(request.out).parent.mkdir(parents=True, exist_ok=True)
+    options = dataclasses.replace(
+        request.options or FinetuneOptions(),
+        steps=request.steps if request.minutes is None else None, minutes=request.minutes,
+    )
+    return _tune(ctx, image, alpha, trimap, request.out, weights=request.weights, options=options,
+                 image_path=request.image_path, backgrounds=[],
+                 compare_closed_form=request.compare_closed_form)
+
+
+def _tune(ctx: JobContext, image: Any, alpha: Any, trimap: Any, out: str, *, weights: str | None,
+          options: Any, image_path: str, backgrounds: list[Path],
+          compare_closed_form: bool) -> FinetuneOutcome:
+    """Train, then measure closed-form on the same photo and trimap for comparison."""
+    from ..net.importers import sha256_file
+    from ..training.finetune import evaluation_trimap, finetune
+
     def report(update: Any) -> None:
         ctx.partial(update)
         if update.total:
             ctx.progress(min(1.0, update.step / update.total))
 
     result = finetune(
-        image, alpha, request.out, trimap=trimap,
-        base=request.weights, backgrounds=backgrounds, options=options,
-        image_name=Path(request.image).name, image_sha256=sha256_file(request.image),
+        image, alpha, out, trimap=trimap, base=weights, backgrounds=backgrounds, options=options,
+        image_name=Path(image_path).name, image_sha256=sha256_file(image_path),
         progress=report, cancel=ctx.cancelled,
     )
     closed_form = None
-    if request.compare_closed_form:
+    if compare_closed_form:
         from ..engines import create_engine
         from ..metrics import sad
 
