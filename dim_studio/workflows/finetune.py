@@ -133,9 +133,11 @@ def run_finetune_on_photo(ctx: JobContext, request: PhotoFinetuneRequest) -> Fin
         request.options or FinetuneOptions(),
         steps=request.steps if request.minutes is None else None, minutes=request.minutes,
     )
+    # Closed-form's SAD against its own result would be 0: compare only against another target.
+    own_result = request.alpha_path is None and getattr(request.engine, "name", None) == "closed-form"
     return _tune(ctx, image, alpha, trimap, request.out, weights=request.weights, options=options,
                  image_path=request.image_path, backgrounds=[],
-                 compare_closed_form=request.compare_closed_form)
+                 compare_closed_form=request.compare_closed_form and not own_result)
 
 
 def _tune(ctx: JobContext, image: Any, alpha: Any, trimap: Any, out: str, *, weights: str | None,
