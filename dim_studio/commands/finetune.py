@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from .progress import StepBar
 from .common import positive_number, whole_number
 
 EXIT_INTERRUPTED = 130
@@ -38,38 +39,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _postfix(update: Any) -> dict[str, str]:
+    shown = {"loss": f"{update.loss:.4f}"}
+    if update.best_sad is not None:
+        shown["best SAD"] = f"{update.best_sad:.2f}"
+    return shown
 
+
+def run(args: argparse.Namespace) -> int:
     from ..workflows.finetune import FinetuneRequest, run_finetune
     from ..workflows.jobs import JobContext
-
-    bar: Any = None
-
-    def partial(update: Any) -> None:
-        nonlocal bar
-        if update.message is not None:
-            (bar.write if bar is not None else print)(f"dim-studio: {update.message}", file=sys.stderr)
-            return
-        if bar is None:
-            bar = tqdm(total=update.total, unit="step", file=sys.stderr, disable=args.quiet,
-                       dynamic_ncols=True)
-        bar.update(update.step - bar.n)
-        postfix = {"loss": f"{update.loss:.4f}"}
-        if update.best_sad is not None:
-            postfix["best SAD"] = f"{update.best_sad:.2f}"
-        bar.set_postfix(postfix, refresh=True)
 
     request = FinetuneRequest(
         image=args.image, alpha=args.alpha, out=args.output, trimap=args.trimap, weights=args.weights,
         steps=args.steps, minutes=args.minutes, lr=args.lr, backgrounds=args.backgrounds,
         device=args.device, seed=args.seed,
     )
+    bar = StepBar(not args.quiet, _postfix)
     try:
-        outcome = run_finetune(JobContext.standalone(partial=partial), request)
+        outcome = run_finetune(JobContext.standalone(partial=bar), request)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     r = outcome.result
     for note in r.notes:
         print(f"dim-studio: note: {note}", file=sys.stderr)

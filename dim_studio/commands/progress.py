@@ -1,9 +1,10 @@
-"""A tqdm progress bar for fractional progress callbacks."""
+"""tqdm progress bars: for fractional progress callbacks, and for training steps."""
 
 from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import Any, Callable
 
 from tqdm import tqdm
 
@@ -29,3 +30,32 @@ class ProgressBar:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self._bar.close()
+
+
+class StepBar:
+    """A bar of training steps fed by progress updates (``TrainProgress``, ``FinetuneProgress``).
+
+    Created on the first step (its total and start come from it); an update
+    with a ``message`` is printed above the bar instead. ``postfix(update)``
+    names what to show beside the count (loss, images/s, best SAD).
+    """
+
+    def __init__(self, enabled: bool, postfix: Callable[[Any], dict[str, str]]) -> None:
+        self._enabled = enabled
+        self._postfix = postfix
+        self._bar: Any = None
+
+    def __call__(self, update: Any) -> None:
+        if update.message is not None:
+            write = self._bar.write if self._bar is not None else print
+            write(f"dim-studio: {update.message}", file=sys.stderr)
+            return
+        if self._bar is None:
+            self._bar = tqdm(total=update.total, initial=update.step, unit="step", file=sys.stderr,
+                             disable=not self._enabled, dynamic_ncols=True)
+        self._bar.update(update.step - self._bar.n)
+        self._bar.set_postfix(self._postfix(update), refresh=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

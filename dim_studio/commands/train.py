@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import Any
 
+from .progress import StepBar
 from .common import positive_number, whole_number
 
 EXIT_INTERRUPTED = 130
@@ -72,34 +73,23 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             if key.startswith("opt_") and value is not None}
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _postfix(update: Any) -> dict[str, str]:
+    shown = {"loss": f"{update.loss:.4f}"} if update.loss is not None else {}
+    if update.images_per_s:
+        shown["img/s"] = f"{update.images_per_s:.1f}"
+    return shown
 
+
+def run(args: argparse.Namespace) -> int:
     from ..workflows.jobs import JobContext
     from ..workflows.training import TrainRequest, run_training
 
     request = TrainRequest(args.config, _overrides(args), args.resume)
-    bar: Any = None
-
-    def partial(update: Any) -> None:
-        nonlocal bar
-        if update.message is not None:
-            (bar.write if bar is not None else print)(f"dim-studio: {update.message}", file=sys.stderr)
-            return
-        if bar is None:
-            bar = tqdm(total=update.total, initial=update.step, unit="step", file=sys.stderr,
-                       disable=args.quiet, dynamic_ncols=True)
-        bar.update(update.step - bar.n)
-        postfix = {"loss": f"{update.loss:.4f}"} if update.loss is not None else {}
-        if update.images_per_s:
-            postfix["img/s"] = f"{update.images_per_s:.1f}"
-        bar.set_postfix(postfix, refresh=True)
-
+    bar = StepBar(not args.quiet, _postfix)
     try:
-        result = run_training(JobContext.standalone(partial=partial), request)
+        result = run_training(JobContext.standalone(partial=bar), request)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if not _is_main():  # under torchrun only rank 0 reports
         return EXIT_INTERRUPTED if result.interrupted else 0
     for note in result.notes:
