@@ -97,8 +97,11 @@ def test_a_collapse_is_detected_and_never_the_result(tmp_path) -> None:
     assert result.recoveries >= 1
     assert any("collapsed" in note for note in result.notes)
     assert math.isfinite(result.sad_after) and result.sad_after <= result.sad_before
-    model, _ = load_weights(out)  # refuses NaN weights, so this also checks they are finite
+    model, info = load_weights(out)  # refuses NaN weights, so this also checks they are finite
     assert all(torch.isfinite(p).all() for p in model.parameters())
+    # Never a network that answers one constant over the unknown pixels.
+    pred = create_engine("dim", model=model, info=info, device="cpu").estimate(photo, trimap)
+    assert pred[trimap == 128].std() > 1e-3
 
 
 @pytest.fixture

@@ -169,11 +169,14 @@ class _Photo:
             items.append(sample_tensors(sample, self.normalization))
         return {k: torch.stack([it[k] for it in items]).to(device) for k in items[0]}
 
-    def sad_of(self, model: nn.Module, device: torch.device) -> float:
+    def sad_of(self, model: nn.Module, device: torch.device) -> tuple[float, bool]:
+        """(SAD on the photo, whether the network answers one constant over the unknown pixels)."""
         engine = DIMEngine(model=model, info={"normalization": self.normalization}, device=device, half=False)
         pred = engine.estimate(self.image, self.eval_trimap)
         model.train()
-        return float(sad(pred, self.alpha, self.eval_trimap))
+        unknown = self.eval_trimap == 128
+        flat = bool(pred[unknown].std() < COLLAPSE_STD and self.alpha[unknown].std() > COLLAPSE_TARGET_STD)
+        return float(sad(pred, self.alpha, self.eval_trimap)), flat
 
 
 def _start_model(base: Path | None, width: float, seed: int) -> tuple[nn.Module, dict[str, Any], dict[str, Any], list[str]]:
@@ -252,7 +255,7 @@ def finetune(
 
     start = time.perf_counter()
     report(0, math.nan, start, message="measuring the starting weights on the photo")
-    sad_before = photo.sad_of(model, device)
+    sad_before, _ = photo.sad_of(model, device)
     best = {"sad": sad_before, "step": 0,
             "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
     sad_history = [(0, sad_before)]
@@ -262,11 +265,19 @@ def finetune(
     flat_steps, recoveries, step, cancelled = 0, 0, 0, False
 
     def measure() -> float:
+        """The SAD now; inf for broken (NaN) or collapsed (constant) weights, never kept as best.
+
+        A constant answer can score better than a fresh network's noise, so
+        without this check a collapsed network could be handed over as the
+        best result.
+        """
         try:
-            value = photo.sad_of(model, device)
+            value, flat = photo.sad_of(model, device)
         except DimStudioError:  # the engine refuses NaN output: the update broke the weights
             return math.inf
         sad_history.append((step, value))
+        if flat:
+            return math.inf
         if value < best["sad"]:
             best.update(sad=value, step=step,
                         state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
