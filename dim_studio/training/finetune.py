@@ -76,6 +76,10 @@ DEFAULT_STEPS = 200
 COLLAPSE_STD = 1e-3
 COLLAPSE_TARGET_STD = 0.05
 COLLAPSE_STEPS = 8
+# On the whole photo: a network whose answers over the unknown pixels spread
+# less than this fraction of the target's is collapsed (a dead network's
+# output varies a little with the padding, so it is not exactly constant).
+COLLAPSE_SPREAD = 0.05
 MAX_RECOVERIES = 3
 # Band of the trimap made from the alpha to measure SAD when the user gave none.
 EVALUATION_BAND = 10
@@ -175,7 +179,8 @@ class _Photo:
         pred = engine.estimate(self.image, self.eval_trimap)
         model.train()
         unknown = self.eval_trimap == 128
-        flat = bool(pred[unknown].std() < COLLAPSE_STD and self.alpha[unknown].std() > COLLAPSE_TARGET_STD)
+        target = float(self.alpha[unknown].std())
+        flat = bool(target > COLLAPSE_TARGET_STD and pred[unknown].std() < COLLAPSE_SPREAD * target)
         return float(sad(pred, self.alpha, self.eval_trimap)), flat
 
 
