@@ -35,6 +35,7 @@ import numpy as np
 from ..atomic import atomic_output
 from ..errors import DimStudioError
 from ..images import image_size, read_alpha, read_image
+from ..net.importers import sha256_file
 from ..pairing import ALPHA_SUFFIXES, check_folder, find_pairs, list_images
 
 __all__ = [
@@ -158,12 +159,8 @@ def estimated_layers(image: Path, alpha: Path, cache: Path) -> Path:
     Named after the two files' contents, so an edited alpha gets new layers
     and a resumed run reuses the old ones.
     """
-    digest = hashlib.sha256()
-    for path in (image, alpha):
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    target = cache / f"{image.stem}-{digest.hexdigest()[:16]}.npy"
+    digest = hashlib.sha256((sha256_file(image) + sha256_file(alpha)).encode()).hexdigest()
+    target = cache / f"{image.stem}-{digest[:16]}.npy"
     if target.is_file():
         return target
     from ..compose import estimate_layers

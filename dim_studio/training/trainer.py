@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import DimStudioError
+from ..net.weights import save_weights
 from .checkpoints import (
     BEST, LAST, LAST_STATE, RUN_RECORD, TrainingStateError, load_state, save_checkpoint, write_json,
 )
@@ -273,8 +274,6 @@ class _Run:
                     log.write(step, {"stage": cfg.stage, **metrics})
                 if best["SAD"] is None or metrics["SAD"] < best["SAD"]:
                     best = {"SAD": metrics["SAD"], "step": step, "metrics": metrics}
-                    from ..net.weights import save_weights
-
                     save_weights(self.out / BEST, model, self._metadata(record, step, last_loss, best))
                 if self.progress is not None:
                     self.progress(TrainProgress(step, cfg.steps, cfg.stage, last_loss, metrics=metrics,
