@@ -1,7 +1,7 @@
 """The one-photo fine-tune on real photos: SAD against steps, beside closed-form.
 
     python bench/finetune.py ../shared/data/alphamatting_training_lowres
-        [--photos GT04,GT13] [--minutes 5] [--lrs 1e-4,3e-5] [--weights FILE]
+        [--photos GT04,GT13] [--minutes 5 | --steps N] [--lrs 1e-4,3e-5] [--weights FILE]
         [--device auto] [--trimap Trimap1] [--png bench-finetune.png]
 
 For each photo (with its ground-truth alpha and trimap) and each learning
@@ -75,13 +75,18 @@ def main() -> int:
     ap.add_argument("data", type=Path, help="alphamatting training folder (input_*, gt_*, trimap_*)")
     ap.add_argument("--photos", default="GT04,GT13")
     ap.add_argument("--trimap", default="Trimap1")
-    ap.add_argument("--minutes", type=float, default=5.0, help="time budget per run")
+    budget = ap.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="time budget per run (default 5)")
+    budget.add_argument("--steps", type=int, help="steps per run instead of a time budget (comparable "
+                        "between runs on a busy machine)")
     ap.add_argument("--lrs", default=None, help="learning rates to compare (default: the fine-tune's default)")
     ap.add_argument("--weights", type=Path, help="start from these weights (default: He init)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--evaluate-every", type=int, default=5)
     ap.add_argument("--png", type=Path, default=Path("bench-finetune.png"))
     args = ap.parse_args()
+    if args.steps is None and args.minutes is None:
+        args.minutes = 5.0
     inputs = next(args.data.glob("input_*"))
     gts = next(args.data.glob("gt_*"))
     trimaps = next(args.data.glob("trimap_*")) / args.trimap
@@ -108,7 +113,7 @@ def main() -> int:
                   f"similar photo (over {other.name}): closed-form SAD {cf_similar:.2f}")
             for lr in lrs:
                 out = Path(tmp) / f"{name}-{lr}.safetensors"
-                options = FinetuneOptions(minutes=args.minutes, lr=lr, device=args.device,
+                options = FinetuneOptions(minutes=args.minutes, steps=args.steps, lr=lr, device=args.device,
                                           evaluate_every=args.evaluate_every)
                 start = time.perf_counter()
                 times: dict[int, float] = {}

@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = (ROOT / "resources/samples/lemur.png", ROOT / "resources/samples/lemur_trimap.png")
+SAMPLE = (ROOT / "dim_studio/resources/samples/lemur.png", ROOT / "dim_studio/resources/samples/lemur_trimap.png")
 ALPHAMATTING = Path("/work/shared/data/alphamatting_training_lowres")
 ERRORS: list[str] = []  # what would have been error dialogs
 DEFAULT_EXTRA = (

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Sequence
 
-from . import __version__
+from . import __version__, numba_cache
 from .errors import Cancelled, DimStudioError
 from .limits import DEFAULT_MAX_MEGAPIXELS, MAX_MEGAPIXELS_ENV, set_max_megapixels
 
@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         "desktop application opens.",
     )
     parser.add_argument("--version", action="version", version=f"dim-studio {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation without a screen (Qt, the bundled sample, the "
+                        "default engine, the device, the weights) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     from .commands import batch, evaluate, finetune, gui, matte, train, weights
@@ -61,11 +64,41 @@ def _unexpected(exc: BaseException) -> str:
             f"and set {DEBUG_ENV}=1 to see the traceback")
 
 
+def _as_gui_arguments(argv: list[str], commands: Sequence[str]) -> list[str]:
+    """``dim-studio photo.png [--trimap T]`` means ``dim-studio gui photo.png [--trimap T]``.
+
+    Like any desktop program given a file ("Open with", a file manager, a
+    shell): when the first word after the program's own options is neither
+    a command nor one of those options, the arguments are the window's.
+    """
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--max-megapixels":
+            i += 2
+        elif word.startswith("--max-megapixels="):
+            i += 1
+        elif word in commands or word in ("-h", "--help", "--version", "--self-test"):
+            return argv
+        else:
+            return [*argv[:i], "gui", *argv[i:]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before any thread or child process can import PyMatting: its compiled
+    # kernels go to the per-user cache, so later launches skip the compile.
+    numba_cache.configure()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)][0].choices
+    args = parser.parse_args(_as_gui_arguments(words, list(commands)))
+    if args.self_test:
+        from .commands.selftest import run as self_test
+
+        return self_test()
     if args.command is None:
-        args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
+        args = parser.parse_args([*words, "gui"])
     if getattr(args, "max_megapixels", None) is not None:
         set_max_megapixels(args.max_megapixels)
     try:

@@ -127,7 +127,10 @@ def estimate_layers(
     if box is None:
         return fg, bg
     # imported here: pymatting pulls in numba, which is slow to import and not
-    # needed by the rest of this module
+    # needed by the rest of this module; Numba's cache goes to a writable per-user folder
+    from . import numba_cache
+
+    numba_cache.configure()
     from pymatting import estimate_foreground_ml
 
     # float32, which estimate_foreground_ml computes in anyway: a float64 copy

@@ -14,6 +14,10 @@ portable installs never touch a real home folder:
 - ``DIM_STUDIO_CONFIG_DIR``: settings. Default: ``$XDG_CONFIG_HOME/dim-studio``
   (usually ``~/.config/dim-studio``) on Linux, ``~/Library/Preferences/DIM Studio``
   on macOS, ``%APPDATA%\\DIM Studio`` on Windows.
+- ``DIM_STUDIO_CACHE_DIR``: caches that can be rebuilt (compiled solver
+  kernels). Default: ``$XDG_CACHE_HOME/dim-studio`` (usually
+  ``~/.cache/dim-studio``) on Linux, ``~/Library/Caches/DIM Studio`` on macOS,
+  ``%LOCALAPPDATA%\\DIM Studio\\Cache`` on Windows.
 
 The folders are not created here; writers create them when they first write.
 """
@@ -28,6 +32,7 @@ APP_DIR_NAME = "dim-studio"
 DATA_DIR_ENV = "DIM_STUDIO_DATA_DIR"
 CONFIG_DIR_ENV = "DIM_STUDIO_CONFIG_DIR"
 MODEL_DIR_ENV = "DIM_STUDIO_MODEL_DIR"
+CACHE_DIR_ENV = "DIM_STUDIO_CACHE_DIR"
 
 
 def _from_env(name: str) -> Path | None:
@@ -65,6 +70,19 @@ def user_config_dir() -> Path:
     if sys.platform.startswith("win"):
         return (_from_env("APPDATA") or home / "AppData" / "Roaming") / "DIM Studio"
     return _xdg("XDG_CONFIG_HOME", home / ".config") / APP_DIR_NAME
+
+
+def user_cache_dir() -> Path:
+    """The folder for caches DIM Studio can rebuild (Numba's compiled kernels)."""
+    override = _from_env(CACHE_DIR_ENV)
+    if override is not None:
+        return override
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / "DIM Studio"
+    if sys.platform.startswith("win"):
+        return (_from_env("LOCALAPPDATA") or home / "AppData" / "Local") / "DIM Studio" / "Cache"
+    return _xdg("XDG_CACHE_HOME", home / ".cache") / APP_DIR_NAME
 
 
 def model_dir() -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "resources" / "samples"
+SAMPLES = ROOT / "dim_studio" / "resources" / "samples"
 OUT = ROOT / "docs" / "screenshots"
 WINDOW_SIZE = (1400, 850)
 

@@ -33,6 +33,9 @@ from PIL import Image
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Numba's compiled PyMatting kernels (dim_studio.numba_cache): a cache that outlives
+# the session, kept out of the home folder (compiling them all takes about a minute).
+os.environ.setdefault("DIM_STUDIO_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "dim-studio"))
 
 
 @dataclass
@@ -241,6 +244,7 @@ def isolated_user_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     monkeypatch.setenv("DIM_STUDIO_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("DIM_STUDIO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DIM_STUDIO_MODEL_DIR", str(tmp_path / "no-model-folder"))
+    monkeypatch.setenv("DIM_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("DIM_STUDIO_WEIGHTS", raising=False)
     return tmp_path
 

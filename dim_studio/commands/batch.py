@@ -7,39 +7,40 @@ import contextlib
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
-from .. import batch as batchlib
-from ..batch import BatchEventKind
-from ..engines import create_engine
 from ..errors import DimStudioError
-from ..workflows import batch as batch_workflow
-from ..workflows.jobs import JobContext
 from .common import add_background_option, add_engine_options, engine_choice
+
+if TYPE_CHECKING:
+    from .. import batch as batchlib
+    from ..engines import Engine
+
+# dim_studio.batch, the engines, the workflows and tqdm are imported when the
+# command runs (or its help is shown), never at import: build_parser imports
+# this module for every command line, and --help and --version must stay fast.
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
-EPILOG = f"""\
+_EPILOG = """\
 Pairing: each photo is matched with the file of the same name (any image
 extension) in the trimaps/masks folder, optionally ending in
-{', '.join(batchlib.TRIMAP_SUFFIXES)} (trimaps) or
-{', '.join(batchlib.MASK_SUFFIXES)} (masks).
+{trimap_suffixes} (trimaps) or
+{mask_suffixes} (masks).
 With --recursive, sub-folders are mirrored: the trimap of IMAGES/a/b/x.jpg is
 looked up in TRIMAPS/a/b/ and its outputs go to OUT/a/b/.
 
 Outputs: OUT/<sub-folder>/<stem>_alpha.png, <stem>_cutout.png (RGBA with
 estimated foreground colours) and <stem>_composite.png (over --background).
 A report of what was done, skipped and failed (with the reasons) is written to
-OUT/{batchlib.REPORT_NAME}.
+OUT/{report_name}.
 
 Resuming: files whose outputs already exist are skipped, so running the same
 command again after an interruption continues where it stopped; --overwrite
 redoes everything, --retry-failed redoes only the files that failed last time
 (and those whose outputs were deleted since; a damaged report is set aside as
-{batchlib.REPORT_NAME}.bad). Ctrl-C stops after the current file (press it
+{report_name}.bad). Ctrl-C stops after the current file (press it
 again to abandon that file too).
 
 Inputs are never written: a run whose output would replace a photo, a trimap
@@ -50,7 +51,34 @@ Exit status: 0 when every file succeeded or was skipped, 1 when any failed,
 """
 
 
+def epilog() -> str:
+    """The end of ``batch --help``: how photos are paired and what is written."""
+    from .. import batch as batchlib
+
+    return _EPILOG.format(
+        trimap_suffixes=", ".join(batchlib.TRIMAP_SUFFIXES),
+        mask_suffixes=", ".join(batchlib.MASK_SUFFIXES),
+        report_name=batchlib.REPORT_NAME,
+    )
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Writes the epilog (which needs dim_studio.batch) only when the help is shown."""
+
+    def add_text(self, text: str | None) -> None:
+        super().add_text(epilog() if text is _EPILOG else text)
+
+
+def create_engine(name: str, **options: Any) -> Engine:
+    """``dim_studio.engines.create_engine``, imported when a batch starts."""
+    from ..engines import create_engine as create
+
+    return create(name, **options)
+
+
 def _parse_outputs(text: str) -> tuple[str, ...]:
+    from .. import batch as batchlib
+
     kinds = tuple(k.strip().lower() for k in text.split(",") if k.strip())
     bad = [k for k in kinds if k not in batchlib.OUTPUT_KINDS]
     if not kinds or bad:
@@ -66,8 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="matte every photo of a folder",
         description="Matte every photo in IMAGES_DIR with the trimap (or mask) of the same "
         "name and write alphas (and optionally cutouts and composites) to OUT_DIR.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("images", metavar="IMAGES_DIR", help="folder of photos")
     source = p.add_mutually_exclusive_group(required=True)
@@ -99,6 +127,8 @@ class _Progress:
     """Turns batch events into a tqdm bar (current file, done/total, ETA) and messages."""
 
     def __init__(self, total: int, quiet: bool) -> None:
+        from tqdm import tqdm
+
         self.bar = tqdm(
             total=total, unit="file", file=sys.stderr, leave=False, dynamic_ncols=True,
             disable=quiet or not sys.stderr.isatty(),
@@ -109,9 +139,11 @@ class _Progress:
 
     def message(self, text: str) -> None:
         # tqdm.write keeps the bar intact; it goes to stderr like the bar.
-        tqdm.write(text, file=sys.stderr)
+        self.bar.write(text, file=sys.stderr)
 
     def __call__(self, event: batchlib.BatchEvent) -> None:
+        from ..batch import BatchEventKind
+
         kind = event.kind
         if kind == BatchEventKind.FILE_STARTED:
             self.current = event.name
@@ -167,6 +199,9 @@ class _CtrlC:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..workflows import batch as batch_workflow
+    from ..workflows.jobs import JobContext
+
     if args.band < 0:
         raise DimStudioError(f"--band must be 0 or more pixels, not {args.band}")
     if args.band != 10 and args.masks is None:

@@ -1,25 +1,68 @@
-"""Argument helpers shared by several subcommands."""
+"""Argument helpers shared by several subcommands.
+
+Importing a command module must stay cheap: ``build_parser`` imports every
+one of them, so ``dim-studio --help`` and ``--version`` would otherwise pay
+for NumPy, OpenCV and the engines. The engine registry is therefore read
+only when ``--engine`` is parsed or its help is shown, and heavy modules are
+imported inside the functions that run a command.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..engines import engine_names
-from ..workflows.engine_choice import EngineChoice, choose_engine
+if TYPE_CHECKING:
+    from ..workflows.engine_choice import EngineChoice
+
+_ENGINE_HELP = "matting engine: {names} (default: dim if weights are found, else closed-form)"
+
+
+def _engine_names() -> list[str]:
+    from ..engines import engine_names  # NumPy and OpenCV: only when --engine is used or explained
+
+    return engine_names()
+
+
+class _EngineOption:
+    """``--engine``'s choices and help, read from the engine registry when argparse needs them."""
+
+    _help_suffix = ""
+
+    @property
+    def choices(self) -> list[str]:
+        return _engine_names()
+
+    @choices.setter
+    def choices(self, value: Any) -> None:  # set by argparse.Action.__init__; the registry decides
+        pass
+
+    @property
+    def help(self) -> str:
+        return _ENGINE_HELP.format(names=", ".join(_engine_names())) + self._help_suffix
+
+    @help.setter
+    def help(self, value: Any) -> None:
+        pass
+
+
+class _StoreEngine(_EngineOption, argparse._StoreAction):
+    pass
+
+
+class _AppendEngine(_EngineOption, argparse._AppendAction):
+    _help_suffix = "; repeat to compare engines"
 
 
 def add_engine_options(parser: argparse.ArgumentParser, multiple: bool = False) -> None:
     """``--engine`` (default: dim when weights are found, else closed-form),
     ``--weights`` and ``--device``."""
-    help_text = "matting engine: " + ", ".join(engine_names()) + " (default: dim if weights are found, else closed-form)"
     if multiple:
-        parser.add_argument("--engine", dest="engines", action="append", metavar="NAME",
-                            choices=engine_names(), help=help_text + "; repeat to compare engines")
+        parser.add_argument("--engine", dest="engines", action=_AppendEngine, metavar="NAME")
     else:
-        parser.add_argument("--engine", metavar="NAME", choices=engine_names(), help=help_text)
+        parser.add_argument("--engine", action=_StoreEngine, metavar="NAME")
     parser.add_argument("--weights", metavar="FILE", help="weights file for the dim engine")
     parser.add_argument("--device", metavar="DEVICE", default=None,
                         help="dim engine device: auto (default), cuda, mps or cpu")
@@ -31,6 +74,8 @@ def engine_choice(args: argparse.Namespace, name: str | None = None) -> EngineCh
     The choice's notes (a weights file that cannot be used, so the default is
     not dim) go to stderr, one line each.
     """
+    from ..workflows.engine_choice import choose_engine
+
     choice = choose_engine(
         name if name is not None else getattr(args, "engine", None),
         weights=getattr(args, "weights", None), device=getattr(args, "device", None),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
-from ..engines import create_engine
-from ..evaluation import EvalRow, evaluate_folder
 from .common import add_engine_options, engine_choice, whole_number
+
+if TYPE_CHECKING:
+    from ..evaluation import EvalRow
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: registering the command must not load NumPy or OpenCV.
+    from tqdm import tqdm
+
+    from ..engines import create_engine
+    from ..evaluation import evaluate_folder
+
     choices = [engine_choice(args, name) for name in dict.fromkeys(args.engines or [None])]
     engines = {choice.name: create_engine(choice.name, **choice.options) for choice in choices}
 

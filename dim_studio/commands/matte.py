@@ -7,11 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-from ..atomic import check_outputs
-from ..export import resolve_background
-from ..images import read_image, read_trimap
-from ..workflows.export import ExportRequest, run_export
-from ..workflows.jobs import JobContext
 from .common import add_background_option, add_engine_options, engine_choice
 from .progress import ProgressBar
 
@@ -40,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: registering the command must not load NumPy or OpenCV.
+    from ..atomic import check_outputs
+    from ..export import resolve_background
+    from ..images import read_image, read_trimap
+    from ..workflows.export import ExportRequest, run_export
+    from ..workflows.jobs import JobContext
+
     image_path = Path(args.image)
     # A --background that names a file is an input even without --composite.
     bg_file = args.background if args.background and os.path.isfile(args.background) else None

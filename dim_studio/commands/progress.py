@@ -6,13 +6,13 @@ import sys
 from types import TracebackType
 from typing import Any, Callable
 
-from tqdm import tqdm
-
 
 class ProgressBar:
     """Context manager whose ``update(fraction)`` drives a 0-100 % bar on stderr."""
 
     def __init__(self, description: str, enabled: bool = True) -> None:
+        from tqdm import tqdm  # not at import: the command line's --help must stay fast
+
         self._bar = tqdm(
             total=100, desc=description, unit="%", leave=False, file=sys.stderr,
             disable=not enabled or not sys.stderr.isatty(),
@@ -51,6 +51,8 @@ class StepBar:
             write(f"dim-studio: {update.message}", file=sys.stderr)
             return
         if self._bar is None:
+            from tqdm import tqdm
+
             self._bar = tqdm(total=update.total, initial=update.step, unit="step", file=sys.stderr,
                              disable=not self._enabled, dynamic_ncols=True)
         self._bar.update(update.step - self._bar.n)

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
+from .. import numba_cache
 from ..errors import Cancelled, EngineError
 from .base import GIB, CancelFn, Engine, ProgressFn, check_cancel, scaled_progress
 
@@ -45,6 +46,7 @@ def _route_pymatting_prints_to_logging() -> None:
 
     # The package re-exports the function under the module's name, so fetch
     # the module itself.
+    numba_cache.configure()  # before PyMatting imports numba: its kernels' cache folder
     ichol = importlib.import_module("pymatting.preconditioner.ichol")
 
     def _log_print(*args: Any, **kwargs: Any) -> None:
@@ -170,6 +172,7 @@ class ClosedFormEngine(_PyMattingEngine):
         return 2 * int(self.laplacian_kwargs.get("radius", 1)) + 1
 
     def _solver(self) -> Callable[..., np.ndarray]:
+        numba_cache.configure()
         from pymatting import estimate_alpha_cf
 
         return estimate_alpha_cf
@@ -196,6 +199,7 @@ class LKMEngine(_PyMattingEngine):
         return 4 * int(self.laplacian_kwargs.get("radius", 10)) + 1
 
     def _solver(self) -> Callable[..., np.ndarray]:
+        numba_cache.configure()
         from pymatting import estimate_alpha_lkm
 
         return estimate_alpha_lkm
@@ -245,6 +249,7 @@ class KNNEngine(_PyMattingEngine):
         return self._solve(image, trimap, progress, cancel, kwargs)
 
     def _solver(self) -> Callable[..., np.ndarray]:
+        numba_cache.configure()
         from pymatting import estimate_alpha_knn
 
         return estimate_alpha_knn

@@ -8,9 +8,18 @@ import traceback
 from types import TracebackType
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from dim_studio import __version__
+from dim_studio.errors import DimStudioError
+from dim_studio.resources import ICONS, app_icon
+
 from .main_window import APP_NAME, MainWindow
+from .platform_check import platform_problem
+
+#: The freedesktop id: the desktop entry's file name, which Wayland compositors match windows to.
+DESKTOP_ID = "io.github.dimstudio.DimStudio"
 
 
 def _install_excepthook(window: MainWindow) -> None:
@@ -37,12 +46,36 @@ def _install_excepthook(window: MainWindow) -> None:
     sys.excepthook = hook
 
 
-def run_app(args: argparse.Namespace) -> int:
-    """Open the window (on ``args.image`` / ``args.trimap`` if given) and run the event loop."""
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+def application_icon() -> QIcon:
+    """The SVG icon, with the PNG sizes for window managers that want bitmaps."""
+    icon = QIcon(str(app_icon()))
+    for png in sorted(ICONS.glob("dim-studio-*.png")):
+        icon.addFile(str(png))
+    return icon
+
+
+def create_application() -> QApplication:
+    """The QApplication with the program's name, version and icon (once per process)."""
+    app = QApplication.instance()
+    if app is None:
+        # Qt aborts the process when it cannot open its platform plugin or the
+        # display; say what is missing first, as one line.
+        problem = platform_problem()
+        if problem:
+            raise DimStudioError(problem)
+        app = QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
+    app.setApplicationVersion(__version__)
     app.setOrganizationName("dim-studio")
+    app.setDesktopFileName(DESKTOP_ID)
+    app.setWindowIcon(application_icon())
+    return app
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Open the window (on ``args.image`` / ``args.trimap`` if given) and run the event loop."""
+    app = create_application()
     window = MainWindow(
         engine=getattr(args, "engine", None),
         weights=getattr(args, "weights", None),

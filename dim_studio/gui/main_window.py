@@ -36,9 +36,10 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QMainWindow, QMenu, QProgressDialog, QWidget
 
 from dim_studio.autosave import AutosaveStore
+from dim_studio import __version__
 from dim_studio.errors import DimStudioError
 from dim_studio.images import is_image_path, read_image, read_mask, read_raw, read_trimap, write_trimap
-from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN, check_same_size, trimap_from_mask
+from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN, trimap_from_mask
 
 from . import dialogs
 from .batch_dialog import open_batch_dialog
@@ -542,12 +543,12 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         if self.image_path is None:
-            self.setWindowTitle(APP_NAME)
+            self.setWindowTitle(f"{APP_NAME} {__version__}")
             self.setWindowModified(False)
             return
         name = Path(self.image_path).name
         trimap = f" — {Path(self.trimap_path).name}" if self.trimap_path else ""
-        self.setWindowTitle(f"{name}{trimap}[*] — {APP_NAME}")
+        self.setWindowTitle(f"{name}{trimap}[*] — {APP_NAME} {__version__}")
         self.setWindowModified(self.is_modified())
 
     def _current_hint(self) -> str:

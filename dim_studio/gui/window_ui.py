@@ -8,6 +8,7 @@ public methods.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -17,7 +18,7 @@ from PySide6.QtGui import (
     QPolygonF,
 )
 from PySide6.QtWidgets import (
-    QColorDialog, QComboBox, QHBoxLayout, QLabel, QMenu, QSizePolicy, QSlider, QSpinBox,
+    QColorDialog, QComboBox, QHBoxLayout, QLabel, QMenu, QMessageBox, QSizePolicy, QSlider, QSpinBox,
     QSplitter, QStyle, QToolBar, QVBoxLayout, QWidget,
 )
 
@@ -703,9 +704,14 @@ class WindowUi:
         ]))
 
     def show_about(self) -> None:
-        dialogs.show_info(self.w, "About DIM Studio",
-                          f"DIM Studio {__version__}\n\nSoft alpha mattes with Deep Image Matting "
-                          "(Xu et al., CVPR 2017) and classical solvers (PyMatting).")
+        from dim_studio.workflows.selftest import check_versions
+
+        # QMessageBox.about shows the application's icon beside the text.
+        QMessageBox.about(self.w, "About DIM Studio", (
+            f"<h3>DIM Studio {__version__}</h3>"
+            "<p>Soft alpha mattes with Deep Image Matting (Xu et al., CVPR 2017) "
+            "and classical solvers (PyMatting). MIT licence.</p>"
+            f"<p><small>{html.escape(check_versions().detail)}</small></p>"))
 
 
 __all__ = ["DEFAULT_SIZE", "WindowUi", "label_name", "swatch_icon", "tool_icon"]
