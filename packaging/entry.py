@@ -1,0 +1,5 @@
+"""Entry script of the frozen build (PyInstaller): the same as ``dim-studio``."""
+
+from dim_studio.cli import main
+
+raise SystemExit(main())
