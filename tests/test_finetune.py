@@ -8,6 +8,8 @@ beat closed-form there.
 
 from __future__ import annotations
 
+import re
+
 import math
 
 import numpy as np
@@ -178,3 +180,12 @@ def test_teach_then_batch_uses_the_tuned_weights(tmp_path, run_cli, narrow_base)
         expected[name] = engine.estimate(shifted, read_trimap(similar / "shifted_trimap.png"))
     assert np.abs(written - expected["tuned"]).max() <= 1 / 255 + 1e-6
     assert np.abs(expected["tuned"] - expected["base"]).max() > 2 / 255  # the tuned file made the difference
+
+
+def test_the_help_states_the_default_learning_rates(run_cli) -> None:
+    from dim_studio.training.finetune import LR_FROM_SCRATCH, LR_FROM_WEIGHTS
+
+    # The help text cannot import them (--help must not load torch), so it must be kept true by hand.
+    text = " ".join(run_cli("finetune", "--help").out.split())
+    found = re.search(r"default (\S+) from scratch, (\S+) from --weights", text)
+    assert found and (float(found[1]), float(found[2])) == (LR_FROM_SCRATCH, LR_FROM_WEIGHTS)

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     length.add_argument("--steps", type=whole_number(1), metavar="N", help="training steps (default 200)")
     length.add_argument("--minutes", type=positive_number, metavar="M", help="train for M minutes")
     p.add_argument("--lr", type=positive_number, metavar="LR",
-                   help="Adam learning rate (default 1e-4 from scratch, 1e-5 from --weights)")
+                   help="Adam learning rate (default 3e-5 from scratch, 1e-5 from --weights)")
     p.add_argument("--backgrounds", metavar="DIR", help="folder of other backgrounds to composite over")
     p.add_argument("--device", metavar="DEVICE", help="auto (default), cuda, mps or cpu")
     p.add_argument("--seed", type=whole_number(0), default=0, metavar="N", help="random seed (default 0)")

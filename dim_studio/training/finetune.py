@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 #: Default learning rates (Adam), by start; see model/README.md for the measurements.
-LR_FROM_SCRATCH = 1e-4
+LR_FROM_SCRATCH = 3e-5
 LR_FROM_WEIGHTS = 1e-5
 DEFAULT_STEPS = 200
 
@@ -188,7 +188,8 @@ def _start_model(base: Path | None, width: float, seed: int) -> tuple[nn.Module,
     if base is None:
         model = random_dim(DIMConfig(refine=False, width=width), seed=seed).train()
         return model, dict(DEFAULT_NORMALIZATION), {"file": "none"}, [
-            "no --weights: starting from He-initialised weights (a fit to this photo, slower than tuning trained weights)"
+            "no --weights: starting from He-initialised weights. A network from scratch needs thousands of "
+            "steps to beat the classical engines (GPU work); tune trained weights when you have them"
         ]
     model, info = load_weights(base)
     record = {"file": base.name, "sha256": sha256_file(base)}
