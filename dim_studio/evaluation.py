@@ -11,6 +11,16 @@ trimap or ground truth of another size, an engine failing on it) is listed in
 ``EvalResults.failed`` with the reason, and the run goes on with the others;
 its rows are left out for every engine, so the means of all engines cover the
 same photos.
+
+An engine that cannot run at all (``create_engines``: no weights, out of
+memory, a DimStudioError or MemoryError while it is created, or while it
+mattes the warm-up image) is listed in ``EvalResults.not_run`` with the
+reason, shown as a row of the table, and the others are evaluated.
+
+Units (``metrics``; the alphamatting.com / Deep Image Matting conventions):
+SAD, Gradient and Connectivity are sums over the trimap's unknown pixels
+divided by 1000, MSE is the mean squared alpha error there (alpha in 0-1,
+not scaled), time is the engine's seconds per photo.
 """
 
 from __future__ import annotations
@@ -33,10 +43,16 @@ from .images import check_size, image_size, read_alpha, read_image, read_trimap
 from .metrics import evaluate
 from .pairing import ALPHA_SUFFIXES, TRIMAP_SUFFIXES, find_pairs
 
-__all__ = ["METRICS", "EvalPair", "EvalResults", "EvalRow", "evaluate_folder", "find_eval_pairs"]
+__all__ = [
+    "METRICS", "UNITS", "EvalPair", "EvalResults", "EvalRow", "cannot_run_reason", "create_engines",
+    "evaluate_folder", "find_eval_pairs",
+]
 
 METRICS = ("SAD", "MSE", "Gradient", "Connectivity")
+#: What each column's number is (see the module's docstring), for the table's second header line.
+UNITS = {"SAD": "sum/1000", "MSE": "mean", "Gradient": "sum/1000", "Connectivity": "sum/1000", "time": "s"}
 MEAN = "mean"
+NOT_RUN = "not run"
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,7 @@ class EvalResults:
     rows: list[EvalRow] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, why): not paired
     failed: list[tuple[str, str]] = field(default_factory=list)  # (photo, why): not evaluated
+    not_run: list[tuple[str, str]] = field(default_factory=list)  # (engine, why): could not run at all
 
     def rows_for(self, engine: str) -> list[EvalRow]:
         return [r for r in self.rows if r.engine == engine]
@@ -96,28 +113,42 @@ class EvalResults:
         return out
 
     def format_table(self) -> str:
-        header = ("engine", "image", "SAD", "MSE", "Gradient", "Connectivity", "time (s)")
+        """The table: two header lines (names, then units), then each engine's rows and mean.
+
+        An engine that could not run has one row: "not run" and the reason.
+        """
+        header = ("engine", "image", *METRICS, "time")
+        units = ("", "", *(f"({UNITS[m]})" for m in METRICS), f"({UNITS['time']})")
         body = []
         for r in self.table_rows():
             body.append((
                 r.engine, r.image, f"{r.SAD:.3f}", f"{r.MSE:.5f}", f"{r.Gradient:.3f}",
                 f"{r.Connectivity:.3f}", f"{r.seconds:.2f}",
             ))
-        widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
-                  for i, h in enumerate(header)]
+        widths = [max(len(h), len(u), *(len(row[i]) for row in body)) if body else max(len(h), len(u))
+                  for i, (h, u) in enumerate(zip(header, units))]
+        for engine, _ in self.not_run:
+            widths[0] = max(widths[0], len(engine))
+        if self.not_run:
+            widths[1] = max(widths[1], len(NOT_RUN))
 
         def line(cells: tuple[str, ...]) -> str:
             parts = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
             parts += [c.rjust(w) for c, w in zip(cells[2:], widths[2:])]
             return "  ".join(parts).rstrip()
 
-        lines = [line(header), line(tuple("-" * w for w in widths))]
+        lines = [line(header), line(units), line(tuple("-" * w for w in widths))]
         previous = None
         for row in body:
             if previous is not None and row[0] != previous:
                 lines.append("")
             lines.append(line(row))
             previous = row[0]
+        for engine, why in self.not_run:
+            if previous is not None:
+                lines.append("")
+            lines.append(f"{engine.ljust(widths[0])}  {NOT_RUN.ljust(widths[1])}  {_first_sentence(why)}")
+            previous = engine
         return "\n".join(lines)
 
     def to_csv_text(self) -> str:
@@ -137,6 +168,7 @@ class EvalResults:
             "means": {engine: asdict(row) for engine, row in self.means().items()},
             "skipped": [{"image": name, "reason": why} for name, why in self.skipped],
             "failed": [{"image": name, "reason": why} for name, why in self.failed],
+            "not_run": [{"engine": name, "reason": why} for name, why in self.not_run],
         }
 
     def write_csv(self, path: str | os.PathLike[str]) -> Path:
@@ -158,8 +190,58 @@ def _write_text(path: str | os.PathLike[str], text: str) -> Path:
     return target
 
 
-def _warm_up(engine: Engine) -> None:
-    """Matte a 48x48 synthetic disc once; any failure is left for the real run."""
+def _first_sentence(text: str) -> str:
+    """A reason short enough for a table cell: its first line, up to the first full stop."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    sentence, dot, rest = first.partition(". ")
+    return sentence if dot and rest else first
+
+
+def cannot_run_reason(exc: BaseException) -> str | None:
+    """Why an engine cannot run, when ``exc`` means that (None for a bug, which should propagate).
+
+    DimStudioError (no weights, a broken weights file, no such device) and
+    running out of memory (MemoryError, or a library's "out of memory").
+    """
+    if isinstance(exc, Cancelled):
+        return None
+    text = str(exc).strip()
+    if isinstance(exc, DimStudioError):
+        return text or type(exc).__name__
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return "out of memory" + (f" ({text.splitlines()[0]})" if text else "")
+    return None
+
+
+def create_engines(
+    factories: Mapping[str, Callable[[], Engine]],
+) -> tuple[dict[str, Engine], list[tuple[str, str]]]:
+    """Create each engine; those that cannot be created are returned as (name, reason) instead.
+
+    ``factories`` maps a display name to a function that creates the engine.
+    Whatever ``cannot_run_reason`` explains (no weights, out of memory...)
+    makes a reason; anything else is a bug and propagates.
+    """
+    engines: dict[str, Engine] = {}
+    not_run: list[tuple[str, str]] = []
+    for name, make in factories.items():
+        try:
+            engines[name] = make()
+        except Exception as exc:  # noqa: BLE001 - sorted by cannot_run_reason below
+            why = cannot_run_reason(exc)
+            if why is None:
+                raise
+            not_run.append((name, why))
+    return engines, not_run
+
+
+def _warm_up(engine: Engine) -> str | None:
+    """Matte a 48x48 synthetic disc once; the reason when the engine cannot run at all.
+
+    A DimStudioError or running out of memory on this tiny image means the
+    engine will not matte any photo; any other failure is left for the real
+    run, which reports it per photo.
+    """
     yy, xx = np.mgrid[0:48, 0:48].astype(np.float32)
     alpha = np.clip(12.0 - np.hypot(xx - 23.5, yy - 23.5), 0.0, 1.0)
     image = np.empty((48, 48, 3), np.float32)
@@ -170,8 +252,9 @@ def _warm_up(engine: Engine) -> None:
     trimap[np.abs(np.hypot(xx - 23.5, yy - 23.5) - 12.0) <= 3.0] = 128
     try:
         engine.estimate(image, trimap)
-    except Exception:  # noqa: BLE001 - the real photos will report it properly
-        pass
+    except Exception as exc:  # noqa: BLE001 - the real photos will report anything else properly
+        return cannot_run_reason(exc)
+    return None
 
 
 def find_eval_pairs(
@@ -211,10 +294,15 @@ def evaluate_folder(
     recursive: bool = False,
     cancel: Optional[Callable[[], bool]] = None,
     warmup: bool = True,
+    not_run: Optional[list[tuple[str, str]]] = None,
 ) -> EvalResults:
     """Run every engine on every photo with a trimap and ground truth.
 
-    ``engines`` maps a display name to an engine (created once by the caller).
+    ``engines`` maps a display name to an engine (created once by the caller,
+    e.g. with ``create_engines``); ``not_run`` lists the engines that could
+    not be created, as (name, reason), for the results and the table. An
+    engine whose warm-up shows it cannot run joins them; when no engine is
+    left, no photo is read and the results have no rows.
     ``on_result(row)`` is called after each engine/photo, for progress (a
     photo on which a later engine fails is then left out of the results);
     ``limit`` keeps the first N photos (natural order). A photo that cannot be
@@ -225,7 +313,7 @@ def evaluate_folder(
     tiny synthetic image so that one-off costs (JIT compilation, loading
     kernels) do not count against the first photo.
     """
-    if not engines:
+    if not engines and not not_run:
         raise DimStudioError("no engine to evaluate")
     if limit is not None and limit < 1:
         raise DimStudioError(f"--limit must be 1 or more, not {limit}")
@@ -236,14 +324,21 @@ def evaluate_folder(
         )
     if limit is not None:
         pairs = pairs[:limit]
-    results = EvalResults(engines=list(engines), skipped=skipped)
+    runnable = dict(engines)
+    results = EvalResults(engines=[], skipped=skipped, not_run=list(not_run or []))
     if warmup:
-        for engine in engines.values():
-            _warm_up(engine)
+        for name, engine in engines.items():
+            why = _warm_up(engine)
+            if why is not None:
+                del runnable[name]
+                results.not_run.append((name, why))
+    results.engines = list(runnable)
+    if not runnable:
+        return results
     for pair in pairs:
         check_cancel(cancel)
         try:
-            rows = _evaluate_pair(pair, engines, on_result, cancel)
+            rows = _evaluate_pair(pair, runnable, on_result, cancel)
         except _PairFailed as exc:
             results.failed.append((pair.name, str(exc)))
             continue

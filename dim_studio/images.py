@@ -24,6 +24,7 @@ leaves a half-written output.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import stat
@@ -38,8 +39,12 @@ from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from . import limits
 from .atomic import atomic_output
-from .errors import ImageReadError, ImageWriteError
-from .trimap import check_same_size, quantize_trimap
+from .errors import ImageReadError, ImageWriteError, TrimapError
+from .trimap import (
+    AMBIGUOUS_WARNING_FRACTION, NOT_A_TRIMAP_FRACTION, ambiguous_fraction, check_same_size, quantize_trimap,
+)
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jp2", ".ppm", ".pgm"}
@@ -487,13 +492,37 @@ def read_mask(
 read_alpha = read_mask
 
 
-def _trimap_from_raw(raw: np.ndarray) -> np.ndarray:
+def _trimap_from_raw(raw: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """Quantise a decoded trimap file to 0/128/255; refuse a file that is plainly not a trimap.
+
+    More than ``NOT_A_TRIMAP_FRACTION`` of pixels far from black, grey 128 and
+    white (``trimap.ambiguous_fraction``) is a TrimapError naming the file;
+    more than ``AMBIGUOUS_WARNING_FRACTION`` is a logged warning.
+    """
     arr = raw
-    if arr.ndim == 3:
-        arr = arr[:, :, 0]
     if arr.dtype != np.uint8:
         arr = np.round(_to_unit_float(arr) * 255.0).astype(np.uint8)
+    if path is not None:
+        _check_trimap_levels(arr, path)
+    if arr.ndim == 3:
+        arr = arr[:, :, 0]
     return quantize_trimap(arr)
+
+
+def _check_trimap_levels(arr: np.ndarray, path: Path) -> None:
+    fraction = ambiguous_fraction(arr)
+    if fraction > NOT_A_TRIMAP_FRACTION:
+        raise TrimapError(
+            f"{path} does not look like a trimap: {fraction:.0%} of its pixels are far from black, "
+            "grey 128 and white. A trimap has only black (background), grey 128 (unknown) and "
+            "white (foreground); was the photo, a mask or an alpha given instead?"
+        )
+    if fraction > AMBIGUOUS_WARNING_FRACTION:
+        log.warning(
+            "dim-studio: warning: %s: %.0f%% of the trimap's pixels are far from black, grey 128 and "
+            "white; they were read as the nearest of background (< 64), unknown or foreground (> 191)",
+            path, 100 * fraction,
+        )
 
 
 def read_trimap(
@@ -513,7 +542,7 @@ def read_trimap(
         if shape is not None:
             raise ValueError("give shape or image_path, not both")
         shape = image_size(image_path)
-    return _read(path, _trimap_from_raw, shape, "trimap")
+    return _read(path, lambda raw: _trimap_from_raw(raw, Path(path)), shape, "trimap")
 
 
 # --- writing ---------------------------------------------------------------

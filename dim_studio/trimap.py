@@ -72,6 +72,48 @@ def quantize_trimap(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+#: A trimap file's pixel is ambiguous when it is farther than this from 0, 128
+#: and 255 (in 8-bit levels: 41-87 and 169-214), or when its colour channels
+#: differ by more than this (a trimap is grey). Unknown drawn as 102 or 127,
+#: and JPEG's ringing along the edges of a trimap, stay within it.
+AMBIGUOUS_TOLERANCE = 40
+#: More than this fraction of ambiguous pixels: the file is not a trimap (the
+#: photo itself given as the trimap, a mask with soft edges, an alpha matte).
+NOT_A_TRIMAP_FRACTION = 0.20
+#: More than this (but not too many): the file is read, with a warning.
+AMBIGUOUS_WARNING_FRACTION = 0.02
+#: The fraction is measured on at most about this many pixels (a regular subsample).
+_AMBIGUITY_SAMPLE = 1 << 22
+
+_LEVELS = np.arange(256, dtype=np.int16)
+_AMBIGUOUS_LEVEL = np.minimum(np.minimum(_LEVELS, np.abs(_LEVELS - UNKNOWN)), 255 - _LEVELS) > AMBIGUOUS_TOLERANCE
+
+
+def ambiguous_fraction(arr: np.ndarray) -> float:
+    """The fraction of a trimap file's pixels that are not clearly black, grey 128 or white.
+
+    ``arr``: the file's 8-bit pixels, (H, W), grey and alpha (H, W, 2) or
+    RGB(A) (H, W, 3|4); alpha is ignored. See ``AMBIGUOUS_TOLERANCE``.
+    """
+    arr = np.asarray(arr)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"expected 8-bit pixels, got {arr.dtype}")
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        return 0.0
+    step = max(1, int(np.ceil(np.sqrt(arr.shape[0] * arr.shape[1] / _AMBIGUITY_SAMPLE))))
+    sample = arr[::step, ::step]
+    if sample.ndim == 3 and sample.shape[2] < 3:
+        sample = sample[:, :, 0]  # grey (and alpha)
+    if sample.ndim == 2:
+        ambiguous = _AMBIGUOUS_LEVEL[sample]
+    else:
+        colour = sample[:, :, :3]
+        ambiguous = _AMBIGUOUS_LEVEL[colour].any(axis=2)
+        spread = colour.max(axis=2).astype(np.int16) - colour.min(axis=2)
+        ambiguous |= spread > AMBIGUOUS_TOLERANCE
+    return float(ambiguous.mean())
+
+
 def check_same_size(
     image_shape: tuple[int, ...],
     trimap_shape: tuple[int, ...],

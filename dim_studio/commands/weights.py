@@ -9,6 +9,7 @@ handler runs, so registering the commands keeps ``dim-studio --help`` fast.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("src", type=Path, help="checkpoint to convert (.pth or .npz)")
     p.add_argument(
         "-o", "--output", type=Path, default=None,
-        help="output .safetensors file (default: the user data folder, named after SRC)",
+        help="output .safetensors file (default: SRC's name in the user data folder, where the dim "
+        "engine looks for weights; elsewhere, use the file with --weights or $DIM_STUDIO_WEIGHTS)",
     )
     p.add_argument("--from", dest="source", choices=_SOURCES, default=None, help="checkpoint kind (default: detect)")
     p.add_argument(
@@ -80,7 +82,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from ..net.model import DIMConfig
-    from ..workflows.weights import install_weights
+    from ..workflows.weights import install_weights, search_note
 
     config = None
     if args.conv6 is not None or args.no_refine:
@@ -88,6 +90,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     installed = install_weights(args.src, args.output, source=args.source, config=config)
     print(f"Wrote {installed.path}")
     print(installed.summary)
+    note = search_note(installed.path)
+    if note:
+        print(f"dim-studio: {note}", file=sys.stderr)
     return 0
 
 

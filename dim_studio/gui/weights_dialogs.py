@@ -4,13 +4,14 @@ The same workflow calls as ``dim-studio weights import|download|info``
 (``workflows.weights.install_weights``, ``download_weights`` and
 ``weights_status``), each run off the GUI thread:
 
-- Import converts a checkpoint (OpenMMLab .pth, torchvision VGG-16 .pth, the
-  seed's .npz) into ``<user data folder>/<stem>.safetensors``; a .safetensors
+- Import converts a checkpoint (OpenMMLab .pth, torchvision VGG-16 .pth,
+  VGG-16 weights in .npz format) into ``<user data folder>/<stem>.safetensors``; a .safetensors
   file already in DIM Studio's format is checked and copied there. A busy
   indicator shows while it works (import has no progress or cancel hooks).
 - Download shows a progress dialog with the percentage and Cancel. Cancel
   keeps the partial file, so choosing Download again resumes; a network error
-  shows ``DownloadError``'s message, which says what to do.
+  shows ``DownloadError``'s message, which says what to do in terms of this
+  menu's entries (``net.download.gui_message``), not shell commands.
 - After a successful import or download, ``announce_weights_changed(path)``
   tells the whole application: the window looks for weights again and
   offers the ``dim`` engine, open batch dialogs re-check their engine list,
@@ -154,7 +155,14 @@ def import_weights_file(parent: QWidget | None, src: str | Path | None = None) -
 
 
 def _download(ctx: JobContext, name: str) -> InstalledWeights:
-    return download_weights(name, progress=ctx.progress, cancel=ctx.cancelled)
+    from dim_studio.errors import DownloadError
+    from dim_studio.net.download import gui_message
+
+    try:
+        return download_weights(name, progress=ctx.progress, cancel=ctx.cancelled)
+    except DownloadError as exc:
+        # The same advice, naming this menu's entries instead of shell commands.
+        raise DownloadError(gui_message(exc)) from exc
 
 
 class DownloadJob(QObject):
@@ -274,9 +282,9 @@ def _weights_summary() -> tuple[str, str, bool]:
     """(text, details, found) about the weights the app would use. Task thread (imports torch)."""
     status = weights_status()
     if status.unusable is not None:
-        return "The dim engine cannot use its weights file.", status.explain(), False
+        return "The dim engine cannot use its weights file.", status.explain(gui=True), False
     if status.path is None:
-        return "No weights found for the dim engine.", status.explain(), False
+        return "No weights found for the dim engine.", status.explain(gui=True), False
     return f"The dim engine uses {status.path}.", describe_weights(status.path), True
 
 

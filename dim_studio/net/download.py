@@ -45,6 +45,7 @@ from dim_studio.errors import Cancelled, DownloadError, WeightsError
 
 __all__ = [
     "DEFAULT_DEADLINE_S", "KNOWN_DOWNLOADS", "DownloadSpec", "download_checkpoint", "expected_sha256_prefix",
+    "gui_message",
 ]
 
 CHUNK = 1 << 20
@@ -92,14 +93,49 @@ def expected_sha256_prefix(file_name: str) -> str | None:
     return m.group(1) if m else None
 
 
+@dataclass(frozen=True)
+class _Words:
+    """How a front end tells the user to act: the command line's commands or the window's menu entries."""
+
+    again: str  # do the same download again (it resumes)
+    import_file: str  # install a checkpoint fetched another way
+    writable: str  # what to do about a folder that cannot be written
+    more_time: str  # how to allow a slow download more time ("" where there is no way)
+
+
+CLI_WORDS = _Words(
+    again="run the same command again",
+    import_file="run `dim-studio weights import FILE.pth` (it installs the weights in the user data folder)",
+    writable="choose a folder you can write to (`dim-studio weights download --dest FOLDER`)",
+    more_time=", or allow more time (`dim-studio weights download --deadline MINUTES`)",
+)
+GUI_WORDS = _Words(
+    again="choose Weights > Download published DIM weights… again",
+    import_file="choose Weights > Import weights file…",
+    writable="make that folder writable, or start DIM Studio with DIM_STUDIO_DATA_DIR set to a folder you can write to",
+    more_time="",
+)
+
+
+def _error(message: Callable[[_Words], str]) -> DownloadError:
+    """A DownloadError whose advice names shell commands; ``gui_message`` names menu entries instead."""
+    error = DownloadError(message(CLI_WORDS))
+    error.gui_message = message(GUI_WORDS)  # type: ignore[attr-defined]
+    return error
+
+
+def gui_message(error: BaseException) -> str:
+    """``error``'s message as the window shows it: menu entries, not shell commands."""
+    return str(getattr(error, "gui_message", None) or error)
+
+
 def _offline_error(url: str, reason: object) -> DownloadError:
     host = urlparse(url).netloc or url
-    return DownloadError(
+    return _error(lambda say: (
         f"could not reach {host} ({reason}). You seem to be offline, or a firewall or proxy "
-        f"blocks the connection. Try again when online, or fetch {url} another way and run "
-        "`dim-studio weights import FILE.pth -o dim-stage3.safetensors`. "
-        "The classical engines work without weights meanwhile."
-    )
+        f"blocks the connection. Try again when online, or fetch {url} another way and "
+        f"{say.import_file}. The classical engines work without weights meanwhile."
+    ))
 
 
 def _mb(n: float) -> str:
@@ -112,16 +148,13 @@ def _write_error(part: Path, exc: OSError, done: int, total: int | None) -> Down
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         left = f"about {_mb(total - done)} more" if total is not None else "more"
         kept = f"the {_mb(done)} downloaded so far are kept in {part}" if done else f"nothing was kept ({part})"
-        return DownloadError(
+        return _error(lambda say: (
             f"cannot write {part}: {reason}; {kept}. Free {left} (and as much again for the "
-            "converted weights), then run the same command again to resume"
-        )
+            f"converted weights), then {say.again} to resume"
+        ))
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return DownloadError(
-            f"cannot write {part}: {reason}; choose a folder you can write to "
-            "(`dim-studio weights download --dest FOLDER`)"
-        )
-    return DownloadError(f"cannot write {part}: {reason}; run the same command again to resume")
+        return _error(lambda say: f"cannot write {part}: {reason}; {say.writable}")
+    return _error(lambda say: f"cannot write {part}: {reason}; {say.again} to resume")
 
 
 class _Deadline:
@@ -217,11 +250,10 @@ def _deadline_error(deadline: _Deadline, part: Path, done: int, total: int | Non
     got = f"{_mb(done)} of {_mb(total)}" if total is not None else _mb(done)
     seconds = deadline.seconds or 0.0
     limit = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} s"
-    return DownloadError(
+    return _error(lambda say: (
         f"the download did not finish within {limit} (got {got}); the server is too "
-        f"slow or stalled. What arrived is kept in {part}: run the same command again to resume, "
-        "or allow more time (`dim-studio weights download --deadline MINUTES`)"
-    )
+        f"slow or stalled. What arrived is kept in {part}: {say.again} to resume{say.more_time}"
+    ))
 
 
 def _fetch(
@@ -306,8 +338,8 @@ def _fetch(
                         except (socket.timeout, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as e:
                             if deadline.expired.is_set():
                                 raise _deadline_error(deadline, part, done, total) from None
-                            raise DownloadError(
-                                f"the download was interrupted ({e}); run the same command again to resume"
+                            raise _error(
+                                lambda say, e=e: f"the download was interrupted ({e}); {say.again} to resume"
                             ) from e
                         if deadline.expired.is_set():
                             raise _deadline_error(deadline, part, done, total)
@@ -344,8 +376,8 @@ def _fetch(
                     except OSError as e:
                         raise _write_error(part, e, done, total) from e
     if total is not None and done < total:
-        raise DownloadError(
-            f"the download stopped after {done} of {total} bytes; run the same command again to resume"
+        raise _error(
+            lambda say: f"the download stopped after {done} of {total} bytes; {say.again} to resume"
         )
 
 
@@ -425,10 +457,10 @@ def download_checkpoint(
         )
     except WeightsWriteError as e:
         # The download itself is good: keep it, so fixing the disk is all it takes.
-        raise DownloadError(
+        raise _error(lambda say, e=e: (
             f"the download verified but could not be installed: {e}. The verified download is kept "
-            f"in {part}: run the same command again to install it without downloading it again"
-        ) from e
+            f"in {part}: {say.again} to install it without downloading it again"
+        )) from e
     except WeightsError as e:
         # the file itself cannot be converted: trying again would not help
         part.unlink(missing_ok=True)

@@ -53,7 +53,7 @@ from .model import (
     remap_torchvision_vgg16,
     remap_vgg16_npz,
 )
-from .weights import WeightsInfo, describe_format, first_line, save_weights
+from .weights import OPENMMLAB_WEIGHTS_LICENCE, WeightsInfo, describe_format, first_line, save_weights
 
 __all__ = [
     "KNOWN_OPENMMLAB_CHECKPOINTS",
@@ -81,7 +81,7 @@ KNOWN_OPENMMLAB_CHECKPOINTS: dict[str, dict[str, Any]] = {
     "647f24b6": {"stage": 3, "metrics": {"SAD": 50.6, "MSE": 0.015, "Grad": 29.0, "Conn": 50.7}},
 }
 
-# The seed's npz comes from the original Caffe VGG-16, which expects RGB in
+# The VGG-16 weights in .npz format (vgg16_weights.npz) come from the original Caffe VGG-16, which expects RGB in
 # 0-255 minus the ImageNet mean pixel, not divided by a std.
 CAFFE_VGG_NORMALIZATION: dict[str, Any] = {
     "channel_order": "RGB",
@@ -92,7 +92,7 @@ CAFFE_VGG_NORMALIZATION: dict[str, Any] = {
 }
 
 _LICENCES = {
-    "openmmlab": "Apache-2.0 (OpenMMLab mmediting)",
+    "openmmlab": OPENMMLAB_WEIGHTS_LICENCE,
     "torchvision-vgg16": "BSD-3-Clause (torchvision)",
     "vgg16-npz": "CC BY 4.0 (VGG-16 by K. Simonyan and A. Zisserman, converted by D. Frossard)",
 }
@@ -307,7 +307,7 @@ def _refusal(path: Path, names: list[str]) -> UnsafeCheckpointError:
         f"refusing to load {path.name}: it needs the Python object{'s' if len(unique) > 1 else ''} {listed}, "
         "which no supported checkpoint contains. The file was not loaded and nothing in it ran. "
         "Import only checkpoints from the supported sources: an OpenMMLab DIM .pth, torchvision's "
-        "VGG-16 .pth or the seed's vgg16_weights.npz"
+        "VGG-16 .pth or VGG-16 weights in .npz format (vgg16_weights.npz)"
     )
 
 
@@ -399,7 +399,7 @@ def _read(path: Path) -> tuple[str, Any]:
         return kind, load_torch_checkpoint(path)
     raise WeightsError(
         f"{path.name} is not a checkpoint DIM Studio can import (found: {kind}); expected an "
-        "OpenMMLab DIM .pth, a torchvision VGG-16 .pth or the seed's vgg16_weights.npz"
+        "OpenMMLab DIM .pth, a torchvision VGG-16 .pth or VGG-16 weights in .npz format (vgg16_weights.npz)"
     )
 
 
@@ -569,7 +569,7 @@ def import_weights(
         norm, metrics = dict(DEFAULT_NORMALIZATION), {}
     else:
         if kind != "npz":
-            raise WeightsError(f"{name} is not an .npz archive; the vgg16-npz importer reads the seed's vgg16_weights.npz")
+            raise WeightsError(f"{name} is not an .npz archive; the vgg16-npz importer reads VGG-16 weights in .npz format (vgg16_weights.npz)")
         cfg = config or DIMConfig()
         mapped, init = remap_vgg16_npz({k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}, cfg)
         model, provenance = _vgg_init(mapped, init, source, cfg, seed)

@@ -51,6 +51,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "HOW_TO_GET_WEIGHTS",
+    "OPENMMLAB_WEIGHTS_LICENCE",
     "PREFERRED_WEIGHTS_NAME",
     "WeightsInfo",
     "WeightsWriteError",
@@ -74,19 +75,56 @@ PREFERRED_WEIGHTS_NAME = "dim-stage3.safetensors"
 ENV_WEIGHTS = "DIM_STUDIO_WEIGHTS"
 ENV_DATA_DIR = DATA_DIR_ENV
 
-HOW_TO_GET_WEIGHTS = (
-    "To get weights for the DIM engine: run `dim-studio weights download dim-stage3` "
-    "(OpenMMLab's published stage-3 model, about 100 MB), or convert a checkpoint you "
-    "already have with `dim-studio weights import FILE.pth -o NAME.safetensors`. Put the "
-    ".safetensors file in the user data folder or in the repository's model/ folder, or "
-    f"point --weights or the {ENV_WEIGHTS} environment variable at it. The classical "
-    "engines (closed-form, lkm, knn) need no weights."
+#: The terms of OpenMMLab's published DIM checkpoints: the code's licence is not the weights'.
+OPENMMLAB_WEIGHTS_LICENCE = (
+    "code: Apache-2.0 (OpenMMLab mmediting); weights trained on Adobe's Composition-1k, whose "
+    "licence allows non-commercial research use only: check before any commercial use"
 )
 
+#: How each front end names the two ways to get weights: the command line's
+#: commands, the window's Weights menu entries (``gui.weights_dialogs``).
+_GET_WEIGHTS_WAYS = {
+    False: (
+        "run `dim-studio weights download dim-stage3`",
+        "`dim-studio weights import FILE.pth` (it installs the converted file in the user data folder)",
+    ),
+    True: (
+        "choose Weights > Download published DIM weights…",
+        "Weights > Import weights file… (it installs the converted file in the user data folder)",
+    ),
+}
 
-def how_to_get_weights() -> str:
-    """:data:`HOW_TO_GET_WEIGHTS` plus this machine's actual folders."""
-    return f"{HOW_TO_GET_WEIGHTS} (user data folder: {user_data_dir()}; model folder: {model_dir()})"
+
+def _how_to_get_weights(gui: bool) -> str:
+    download, convert = _GET_WEIGHTS_WAYS[gui]
+    text = (
+        f"To get weights for the DIM engine: {download} (OpenMMLab's published stage-3 model, "
+        f"about 100 MB), or convert a checkpoint you already have with {convert}."
+    )
+    if not gui:
+        text += (
+            " A .safetensors file elsewhere can be used with --weights FILE or the "
+            f"{ENV_WEIGHTS} environment variable, or moved into the user data folder or model/."
+        )
+    return text + " The classical engines (closed-form, lkm, knn) need no weights."
+
+
+#: The command line's advice (shell commands); ``how_to_get_weights(gui=True)`` names menu entries instead.
+HOW_TO_GET_WEIGHTS = _how_to_get_weights(False)
+
+
+def how_to_get_weights(gui: bool = False) -> str:
+    """How to get weights, with this machine's actual folders.
+
+    ``gui``: name the window's Weights menu entries instead of shell commands.
+    """
+    text = _how_to_get_weights(gui)
+    if gui:
+        return f"{text} The user data folder is {user_data_dir()}."
+    folders = [("user data folder", user_data_dir())]
+    if _resolved(model_dir()) != _resolved(user_data_dir()):
+        folders.append(("model folder", model_dir()))
+    return f"{text} ({'; '.join(f'{label}: {place}' for label, place in folders)})"
 
 
 # --------------------------------------------------------------------------
@@ -95,7 +133,10 @@ def how_to_get_weights() -> str:
 
 
 def weights_search_locations(explicit: str | os.PathLike[str] | None = None) -> list[tuple[str, Path]]:
-    """The places :func:`find_weights` looks, in order, as (label, path)."""
+    """The places :func:`find_weights` looks, in order, as (label, path); each place once.
+
+    A place named twice (by resolved path) keeps its first label.
+    """
     places: list[tuple[str, Path]] = []
     if explicit:
         places.append(("--weights", Path(explicit).expanduser()))
@@ -104,7 +145,23 @@ def weights_search_locations(explicit: str | os.PathLike[str] | None = None) -> 
         places.append((ENV_WEIGHTS, Path(env).expanduser()))
     places.append(("user data folder", user_data_dir()))
     places.append(("model folder", model_dir()))
-    return places
+    # One place named twice (the model folder moved onto the user data folder,
+    # --weights naming a search folder) is looked at, and listed, once.
+    seen: set[Path] = set()
+    unique: list[tuple[str, Path]] = []
+    for label, place in places:
+        key = _resolved(place)
+        if key not in seen:
+            seen.add(key)
+            unique.append((label, place))
+    return unique
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop, an unreadable folder: compare as written
+        return path.absolute()
 
 
 def _pick_in_folder(folder: Path) -> Path | None:
@@ -329,13 +386,29 @@ class WeightsInfo:
             f"trimap / {n.get('trimap_divisor')}",
             None,
         ))
-        lines.append("Provenance:     " + (_fmt_mapping(self.provenance, 16) or "unknown"))
+        provenance = {k: v for k, v in self.provenance.items() if k != "source_licence"}
+        lines.append("Provenance:     " + (_fmt_mapping(provenance, 16) or "unknown"))
+        licence = _licence(self.provenance)
+        if licence:
+            lines.append(f"Licence:        {printable(licence)}")
         lines.append("Metrics:        " + (_fmt_mapping(self.metrics, 16) or "none recorded"))
         if self.created:
             lines.append(f"Created:        {printable(self.created, 60)}")
         lines.append(f"Format:         {FORMAT_NAME} version {self.format_version}")
         lines.extend(f"Note:           {printable(note)}" for note in self.notes)
         return "\n".join(lines)
+
+
+def _licence(provenance: Mapping[str, Any]) -> str:
+    """The terms of the weights a provenance describes ("" when unknown).
+
+    OpenMMLab imports made before the licence text was corrected say only
+    "Apache-2.0", the code's licence: they get today's text.
+    """
+    if provenance.get("source") == "openmmlab":
+        return OPENMMLAB_WEIGHTS_LICENCE
+    licence = provenance.get("source_licence")
+    return str(licence) if licence else ""
 
 
 def _as_list(value: Any) -> Any:

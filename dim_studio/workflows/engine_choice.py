@@ -68,11 +68,17 @@ def default_engine_name(weights: str | None = None) -> str:
 def choose_engine(
     name: str | None, *, weights: str | None = None, device: str | None = None
 ) -> EngineChoice:
-    """The engine the user asked for (or the default, with its notes) and its options."""
+    """The engine the user asked for (or the default, with its notes) and its options.
+
+    A device other than auto given with an engine that runs on the CPU (the
+    classical solvers) adds a note saying so: the device is not silently ignored.
+    """
     notes: tuple[str, ...] = ()
     resolved = name
     if not resolved:
         resolved, notes = default_engine(weights)
+    if device and device != AUTO_DEVICE and not engine_info(resolved).needs_weights:
+        notes += (f"the {resolved} engine runs on the CPU; the device ({device}) applies only to the dim engine",)
     return EngineChoice(resolved, engine_options(resolved, weights=weights, device=device), notes)
 
 

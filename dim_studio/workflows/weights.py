@@ -19,10 +19,9 @@ from ..paths import user_data_dir
 if TYPE_CHECKING:  # the network module imports torch; only the type is needed here
     from ..net.model import DIMConfig
 
-NO_TORCH_HELP = (
-    "The dim engine needs torch, which is not installed in this environment. "
-    "The classical engines (closed-form, lkm, knn) need no weights."
-)
+NO_TORCH_PROBLEM = "The dim engine needs torch, which is not installed in this environment."
+CLASSICAL_NEED_NO_WEIGHTS = "The classical engines (closed-form, lkm, knn) need no weights."
+NO_TORCH_HELP = f"{NO_TORCH_PROBLEM} {CLASSICAL_NEED_NO_WEIGHTS}"
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,8 @@ class WeightsStatus:
 
     path: Path | None
     problem: str = ""  # a named file that is missing, a broken file, a folder with no weights, no torch
-    help: str = ""     # how to get weights, with this machine's folders
+    help: str = ""     # how to get weights, with this machine's folders: shell commands (the CLI)
+    gui_help: str = ""  # the same, naming the window's Weights menu entries (``explain(gui=True)``)
     searched: tuple[tuple[str, Path], ...] = field(default_factory=tuple)
     #: A weights file that the user named, or the search found, but that
     #: cannot be used (missing, damaged, invalid metadata, wrong shapes);
@@ -43,16 +43,20 @@ class WeightsStatus:
     def found(self) -> bool:
         return self.path is not None
 
-    def explain(self) -> str:
-        """Why there are no weights, where we looked, and the fix: one paragraph for a dialog or the CLI."""
+    def explain(self, gui: bool = False) -> str:
+        """Why there are no weights, where we looked, and the fix: one paragraph for the CLI or a dialog.
+
+        ``gui``: the fix names the window's Weights menu entries, not shell commands.
+        """
         if self.path is not None:
             return f"The dim engine uses {self.path}."
         lines = [self.problem or "No weights found for the dim engine."]
         if self.searched and self.unusable is None:
             lines.append("Looked in:")
             lines.extend(f"  {label}: {place}" for label, place in self.searched)
-        if self.help:
-            lines.append(self.help)
+        advice = (self.gui_help or self.help) if gui else self.help
+        if advice:
+            lines.append(advice)
         return "\n".join(lines)
 
 
@@ -67,25 +71,78 @@ def weights_status(explicit: str | os.PathLike[str] | None = None) -> WeightsSta
     GUI thread.
     """
     try:
-        from ..net.weights import ENV_WEIGHTS, check_weights, find_weights, how_to_get_weights, weights_search_locations
+        from ..net.weights import (
+            ENV_WEIGHTS, HOW_TO_GET_WEIGHTS, check_weights, find_weights, how_to_get_weights,
+            weights_search_locations,
+        )
     except ImportError:
-        return WeightsStatus(None, NO_TORCH_HELP, NO_TORCH_HELP)
+        return WeightsStatus(None, NO_TORCH_PROBLEM, CLASSICAL_NEED_NO_WEIGHTS, gui_help=CLASSICAL_NEED_NO_WEIGHTS)
     searched = tuple(weights_search_locations(explicit))
-    help_text = how_to_get_weights()
+    advice = {"help": how_to_get_weights(), "gui_help": how_to_get_weights(gui=True)}
     try:
         path = find_weights(explicit)
     except DimStudioError as exc:
-        # find_weights fails only for the first place the user named
+        # find_weights fails only for the first place the user named; its message
+        # ends with the generic advice, which ``help`` gives with this machine's folders
         named = next((place for label, place in searched if label in ("--weights", ENV_WEIGHTS)), None)
-        return WeightsStatus(None, str(exc), help_text, searched, unusable=named)
+        problem = str(exc).removesuffix(" " + HOW_TO_GET_WEIGHTS)
+        return WeightsStatus(None, problem, searched=searched, unusable=named, **advice)
     if path is None:
-        return WeightsStatus(None, "No weights found for the dim engine.", help_text, searched)
+        return WeightsStatus(None, "No weights found for the dim engine.", searched=searched, **advice)
     try:
         check_weights(path)
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, it is a status, not a crash
         problem = str(exc) if isinstance(exc, DimStudioError) else f"cannot read {path}: {exc}"
-        return WeightsStatus(None, problem, help_text, searched, unusable=path)
-    return WeightsStatus(path, "", help_text, searched)
+        return WeightsStatus(None, problem, searched=searched, unusable=path, **advice)
+    return WeightsStatus(path, "", searched=searched, **advice)
+
+
+def search_note(path: str | os.PathLike[str], explicit: str | os.PathLike[str] | None = None) -> str:
+    """Whether the weights search finds ``path`` (a file just installed), and if not, how to use it.
+
+    "" when the dim engine will use it, or when it is a VGG-16 start for
+    training kept out of the search (one line when the search would pick such a
+    file for matting). Otherwise one line: the file the
+    engine uses instead (``path`` is in a searched folder, but another file
+    there or earlier comes first), or, for a folder the app never looks in,
+    the three ways to use it. Imports torch: call it off the GUI thread.
+    """
+    from ..net.weights import ENV_WEIGHTS, read_weights_info, weights_search_locations
+
+    path = Path(path)
+    target = _resolved(path)
+    status = weights_status(explicit)
+    used = status.path is not None and _resolved(status.path) == target
+    try:
+        training_start = read_weights_info(path).provenance.get("kind") == "vgg16-init"
+    except DimStudioError:
+        training_start = False
+    if training_start:  # for `dim-studio train --init`, wherever it is; never for matting
+        return (
+            f"note: {path.name} is a starting point for training, not for matting, yet the dim engine "
+            f"would use it: move it out of {path.parent}"
+        ) if used else ""
+    if used:
+        return ""
+    looked = {_resolved(place) for _, place in weights_search_locations(explicit)}
+    if target in looked or target.parent in looked:
+        instead = f"to use {path.name} instead, pass --weights {path} or set {ENV_WEIGHTS}={path}"
+        if status.path is not None:
+            return f"note: the dim engine uses {status.path} first; {instead}"
+        if status.unusable is not None:
+            return f"note: the weights search stops at {status.unusable}, which cannot be used; {instead}"
+        return ""  # pragma: no cover - a searched file that the search does not find
+    return (
+        f"note: DIM Studio does not look for weights in {path.parent}; to use this file, pass "
+        f"--weights {path}, set {ENV_WEIGHTS}={path}, or move it into {user_data_dir()}"
+    )
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
 @dataclass(frozen=True)
@@ -183,7 +240,7 @@ __all__ = [
     "KnownWeights",
     "known_weights",
     "InstalledWeights", "WeightsStatus", "describe_weights", "download_target", "download_weights",
-    "install_target", "install_weights", "weights_status",
+    "install_target", "install_weights", "search_note", "weights_status",
 ]
 
 

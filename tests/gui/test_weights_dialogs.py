@@ -126,7 +126,8 @@ def test_show_weights_info_without_weights_says_how_to_get_them(qtbot, window, r
     trigger(window, "Show weights info")
     qtbot.waitUntil(lambda: bool(recorder.errors), timeout=TIMEOUT)
     title, message = recorder.errors[-1]
-    assert "No weights found" in message and "weights download" in message
+    assert "No weights found" in message and "Weights > Download published DIM weights" in message
+    assert "Weights > Import weights file" in message and "dim-studio" not in message
 
 
 # -------------------------------------------------------------------------- download
@@ -204,4 +205,6 @@ def test_network_error_shows_the_download_error(qtbot, window, recorder, monkeyp
         pass
     title, message = recorder.errors[-1]
     assert title == "Download failed" and "could not reach 127.0.0.1" in message
+    # The advice names this window's menu, not a shell command.
+    assert "Weights > Import weights file" in message and "dim-studio weights" not in message
     assert recorder.changed == []

@@ -1,0 +1,558 @@
+"""Quick selection: a first trimap from a box or an outline, and "tighten" from an alpha.
+
+A new user should not have to paint a trimap from nothing. They drag a box
+round the subject (or draw its outline); OpenCV's GrabCut segments it, and
+the segmentation becomes a trimap: foreground inside, background outside and
+an unknown band along the boundary, whose width a slider changes afterwards.
+Strokes with the sure-foreground or sure-background brush are GrabCut hints
+that re-run the segmentation, starting from the labels of the last run.
+``tighten`` goes the other way: from an alpha already estimated it makes the
+confident pixels of the unknown band known, so the band narrows to where the
+alpha is really fractional and the next solve is smaller and better posed.
+
+Conventions (as everywhere, see ``images``): images are float32 (H, W, 3) RGB
+in [0, 1], trimaps uint8 0/128/255. Hint maps are uint8 (H, W) at the photo's
+size: ``FOREGROUND`` (255) and ``BACKGROUND`` (0) are strokes of the sure
+brushes, ``UNKNOWN`` (128) a stroke of the unknown brush (no GrabCut
+constraint, but kept unknown in the trimap), and every other value, spelled
+``NO_HINT`` (1), means "not painted". 1 rather than 128 because the user's
+unknown brush is a real instruction and must not be confused with "nothing".
+
+Speed. GrabCut costs a graph cut over every pixel it is given, several times
+(about 0.1 s per iteration per 100k pixels on one 2020 laptop core), so it
+runs on the box plus a margin of context, scaled down so that the longer side
+is at most ``max_side`` pixels, and the resulting mask is scaled back up with
+linear interpolation (smooth rather than staircase edges). The upscaled
+boundary is off by up to about half a working pixel, i.e. ``scale / 2`` photo
+pixels; ``default_band`` is always much wider than that, so the true edge
+stays inside the unknown band and the matting solver, not GrabCut, decides
+it at full resolution. No full-resolution refinement is therefore done.
+
+Determinism: GrabCut initialises its colour models with k-means, seeded from
+OpenCV's per-thread RNG; ``segment`` seeds it (``cv2.setRNGSeed(0)``) in the
+calling thread right before each run, so the same input gives the same mask
+in any thread.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .errors import TrimapError
+from .trimap import BACKGROUND, FOREGROUND, UNKNOWN, Box
+
+#: Value of a hint map where nothing was painted (see the module docstring).
+NO_HINT = 1
+
+#: Longest side, in pixels, of the copy GrabCut works on. On a loaded 2-core
+#: machine a GrabCut iteration at 512 px takes ~0.2-0.4 s (800 px: ~0.6-0.8 s);
+#: 512 keeps a first segmentation near a second while a 6000-pixel photo's
+#: boundary is still placed to ~6 px, well inside the default 36 px band.
+DEFAULT_MAX_SIDE = 512
+#: Iterations of a first run (GrabCut's usual 5: the labels have settled to
+#: a few dozen pixels by then) and of a re-run that starts from the previous
+#: labels (they are already settled except near the new strokes).
+DEFAULT_ITERATIONS = 5
+DEFAULT_REFINE_ITERATIONS = 2
+#: Context kept round the box, as a fraction of the box's longer side (at
+#: least 8 px): GrabCut learns the background colours from it. The rest of
+#: the photo is background by definition and costs nothing.
+CONTEXT_FRACTION = 0.25
+#: Safety margin of ``tighten``, in pixels (see there).
+TIGHTEN_MARGIN = 1
+
+Point = tuple[float, float]
+
+
+def default_band(shape: tuple[int, ...]) -> int:
+    """Suggested unknown-band half-width, in pixels, for a photo of this shape.
+
+    0.6% of the longer side, at least 4 px: a soft edge (hair, fur, motion or
+    focus blur) scales with the photo, and on a 6000 px photo that is 36 px
+    each side, on an 800 px one 5 px. The lower bound keeps the band wider
+    than GrabCut's own boundary error on small photos (a pixel or two of
+    colour-bleeding on antialiased edges), and the band is always several
+    times the error of upscaling the working mask (``longer / DEFAULT_MAX_SIDE / 2``).
+    """
+    longer = max(int(shape[0]), int(shape[1]))
+    return max(4, int(round(0.006 * longer)))
+
+
+@dataclass
+class Segmentation:
+    """The result of ``segment``; pass it back as ``previous`` to re-run with new hints.
+
+    ``mask`` is the full-resolution foreground (bool, H x W). The rest is the
+    state a re-run reuses: the working region (``crop`` of the photo, scaled
+    by ``scale`` to ``small``), GrabCut's labels there (``labels``, the
+    ``cv2.GC_*`` values after the run), the labels the box/outline alone gave
+    (``base``, so that a hint stroke later undone stops being a hard
+    constraint). The colour models are not kept: see ``segment``.
+    """
+
+    mask: np.ndarray
+    hints: np.ndarray | None
+    crop: Box
+    scale: float
+    image_shape: tuple[int, int]
+    small: np.ndarray = field(repr=False)
+    base: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    _distance: np.ndarray | None = field(default=None, repr=False)
+
+    def distance(self) -> np.ndarray:
+        """``boundary_distance(self.mask)``, computed once and kept (for the band slider)."""
+        if self._distance is None:
+            self._distance = boundary_distance(self.mask)
+        return self._distance
+
+    def trimap(self, band: int) -> np.ndarray:
+        """The trimap for this band width, with this run's hint strokes kept.
+
+        Same result as ``trimap_from_segmentation(self.mask, band, hints=self.hints)``,
+        but the distance map is kept, so moving a slider costs a threshold only.
+        """
+        return trimap_from_distance(self.mask, self.distance(), band, hints=self.hints)
+
+
+# --- segmentation -------------------------------------------------------------
+
+
+def segment(
+    image: np.ndarray,
+    *,
+    box: tuple[float, float, float, float] | None = None,
+    outline: Sequence[Point] | np.ndarray | None = None,
+    hints: np.ndarray | None = None,
+    iterations: int | None = None,
+    previous: Segmentation | None = None,
+    max_side: int = DEFAULT_MAX_SIDE,
+) -> Segmentation:
+    """Segment the subject inside ``box`` or ``outline`` with GrabCut.
+
+    ``box`` is (x0, y0, x1, y1) in photo pixels (any corner order; clipped to
+    the photo). ``outline`` is a closed polygon [(x, y), ...] or a boolean
+    (H, W) mask of its inside. Outside the box/outline is sure background,
+    inside probable foreground; give one of the two, or neither when
+    ``previous`` is given (its region is reused). ``hints`` is a hint map
+    (module docstring): its sure strokes become hard GrabCut labels, and a
+    sure-foreground stroke outside the box widens the working region.
+
+    With ``previous`` (the last result for the same photo), a run whose
+    working region is unchanged reuses its working copy and starts from its
+    labels, so 2 iterations (the default then; 5 from scratch) reach what a
+    run from scratch reaches, in less than half the time. ``hints`` is the
+    complete current hint map, not only the new strokes.
+
+    Why the labels and not the colour models: continuing with the previous
+    models (``cv2.GC_EVAL``) cannot learn a colour they lack. A background
+    stroke across a green object wrongly included beside an orange subject
+    left 90% of it included after 8 iterations, because the stroke's pixels
+    were only absorbed into the existing background components; re-fitting
+    the models with k-means (``GC_INIT_WITH_MASK``) from the previous labels
+    plus the stroke removed it in one.
+    """
+    image = _check_image(image)
+    h, w = image.shape[:2]
+    if hints is not None:
+        hints = np.asarray(hints)
+        if hints.shape != (h, w) or hints.dtype != np.uint8:
+            raise TrimapError(
+                f"the hint map must be 8-bit {w}x{h} (the photo's size), "
+                f"got {hints.dtype} {hints.shape[1::-1] if hints.ndim >= 2 else hints.shape}"
+            )
+    if max_side < 16:
+        raise ValueError(f"max_side must be at least 16 pixels, not {max_side}")
+    inside = _inside_region(box, outline, (h, w))
+    if inside is None:
+        if previous is None:
+            raise TrimapError("drag a box round the subject or draw its outline first")
+        if previous.image_shape != (h, w):
+            raise TrimapError("the previous selection belongs to a photo of another size")
+        region, crop, scale, small = None, previous.crop, previous.scale, previous.small
+    else:
+        region = inside
+        crop = _working_crop(region, hints, (h, w))
+        scale = min(1.0, max_side / max(crop.height, crop.width))
+        small = None
+
+    reuse = (
+        previous is not None
+        and previous.image_shape == (h, w)
+        and previous.crop == crop
+        and math.isclose(previous.scale, scale)
+        and (region is None or np.array_equal(_base_labels(region, crop, previous.small.shape[:2]), previous.base))
+    )
+    if reuse:
+        assert previous is not None
+        small = previous.small
+        base = previous.base
+        labels = previous.labels.copy()
+        # Strokes are re-applied from the current hint map: hard labels of
+        # the last run's strokes go back to "probable", so an undone stroke
+        # stops constraining (the box's sure background stays sure).
+        labels[labels == cv2.GC_FGD] = cv2.GC_PR_FGD
+        labels[(labels == cv2.GC_BGD) & (base != cv2.GC_BGD)] = cv2.GC_PR_BGD
+        n_iter = DEFAULT_REFINE_ITERATIONS if iterations is None else iterations
+    else:
+        if small is None:
+            small = _downscale(image[crop.slices], scale)
+        assert region is not None
+        base = _base_labels(region, crop, small.shape[:2])
+        labels = base.copy()
+        n_iter = DEFAULT_ITERATIONS if iterations is None else iterations
+    if n_iter < 1:
+        raise ValueError(f"iterations must be at least 1, not {n_iter}")
+    if hints is not None:
+        _apply_hints(labels, hints, crop, small.shape[:2])
+
+    fg_possible = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    if not fg_possible.any():
+        raise TrimapError("the box or outline is too small: it holds no pixel of the working image")
+    if not ((labels == cv2.GC_BGD) | (labels == cv2.GC_PR_BGD)).any():
+        # The box covers the whole photo (a subject that fills the frame) and
+        # no background was marked, but GrabCut needs background samples to
+        # learn from. The outer strip of the frame is the likeliest
+        # background, so it becomes sure background. (Probable background
+        # was tried: GrabCut hands it back to the foreground, whose model has
+        # learnt the whole photo's colours.) Where the subject does touch the
+        # frame, a foreground stroke there wins over the strip.
+        _frame_strip_as_background(labels)
+
+    bgd_model = np.zeros((1, 65), np.float64)
+    fgd_model = np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)
+    _grabcut_from_mask(small, labels, bgd_model, fgd_model, n_iter)
+
+    mask = _upscale_mask(labels, crop, (h, w))
+    return Segmentation(
+        mask=mask,
+        hints=None if hints is None else hints.copy(),
+        crop=crop,
+        scale=scale,
+        image_shape=(h, w),
+        small=small,
+        base=base,
+        labels=labels,
+    )
+
+
+def _frame_strip_as_background(labels: np.ndarray) -> None:
+    """Mark the outer 3% (at least 2 px) of the working image sure background, in place."""
+    sh, sw = labels.shape
+    k = max(2, int(round(0.03 * min(sh, sw))))
+    strip = np.ones((sh, sw), bool)
+    strip[k:sh - k, k:sw - k] = False
+    labels[strip & (labels == cv2.GC_PR_FGD)] = cv2.GC_BGD
+    if not (labels == cv2.GC_BGD).any():
+        raise TrimapError(
+            "the selection covers the whole photo, so there is no background to learn from: "
+            "drag a smaller box or mark some background with the background brush"
+        )
+
+
+def _grabcut_from_mask(small: np.ndarray, labels: np.ndarray, bgd: np.ndarray, fgd: np.ndarray,
+                       n_iter: int) -> None:
+    """GrabCut from an initial label map, in place.
+
+    GC_INIT_WITH_MASK fits the colour models afresh with k-means on the
+    labels' two sides; k-means needs at least 5 samples per side (the
+    components per model), which a tiny box may not hold: that OpenCV error
+    becomes a message the user can act on.
+    """
+    try:
+        cv2.grabCut(small, labels, None, bgd, fgd, n_iter, cv2.GC_INIT_WITH_MASK)
+    except cv2.error as exc:
+        raise TrimapError(
+            "GrabCut could not learn the colours of the selection (it is too small or "
+            f"too uniform): drag a larger box ({_opencv_reason(exc)})"
+        ) from None
+
+
+def _opencv_reason(exc: cv2.error) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else "OpenCV error"
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise TrimapError(f"quick selection needs an RGB image (H, W, 3), got shape {image.shape}")
+    return image
+
+
+def _inside_region(
+    box: tuple[float, float, float, float] | None,
+    outline: Sequence[Point] | np.ndarray | None,
+    shape: tuple[int, int],
+) -> Box | np.ndarray | None:
+    """The user's region: a ``Box`` for a box, a bool (H, W) mask for an outline, or None."""
+    if box is not None and outline is not None:
+        raise ValueError("give a box or an outline, not both")
+    h, w = shape
+    if box is not None:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+            raise TrimapError("the selection box has non-finite corners")
+        x0, x1 = sorted((x0, x1))
+        y0, y1 = sorted((y0, y1))
+        bx = Box(max(0, int(math.floor(y0))), min(h, int(math.ceil(y1))),
+                 max(0, int(math.floor(x0))), min(w, int(math.ceil(x1))))
+        if bx.height < 2 or bx.width < 2:
+            raise TrimapError("the selection box is empty or outside the photo: drag a box round the subject")
+        return bx
+    if outline is None:
+        return None
+    arr = np.asarray(outline)
+    if arr.dtype == bool or (arr.ndim == 2 and arr.shape == (h, w)):
+        if arr.shape != (h, w):
+            raise TrimapError(f"the outline mask is {arr.shape[1]}x{arr.shape[0]} but the photo is {w}x{h}")
+        inside = arr.astype(bool)
+    else:
+        pts = np.asarray(arr, dtype=np.float64).reshape(-1, 2)
+        if len(pts) < 3 or not np.isfinite(pts).all():
+            raise TrimapError("an outline needs at least three points")
+        inside = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(inside, [np.round(pts).astype(np.int32)], 1)
+        inside = inside.astype(bool)
+    if not inside.any():
+        raise TrimapError("the outline encloses no pixel of the photo")
+    return inside
+
+
+def _region_box(region: Box | np.ndarray) -> Box:
+    if isinstance(region, Box):
+        return region
+    rows = np.flatnonzero(region.any(axis=1))
+    cols = np.flatnonzero(region.any(axis=0))
+    return Box(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+
+
+def _working_crop(region: Box | np.ndarray, hints: np.ndarray | None, shape: tuple[int, int]) -> Box:
+    """The region's bounding box (and any foreground strokes) plus context."""
+    bbox = _region_box(region)
+    if hints is not None:
+        fg = hints == FOREGROUND
+        if fg.any():
+            rows = np.flatnonzero(fg.any(axis=1))
+            cols = np.flatnonzero(fg.any(axis=0))
+            bbox = bbox.union(Box(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1))
+    margin = max(8, int(round(CONTEXT_FRACTION * max(bbox.height, bbox.width))))
+    return bbox.grow(margin, shape)
+
+
+def _downscale(image: np.ndarray, scale: float) -> np.ndarray:
+    """The working copy: uint8 RGB (GrabCut wants 8-bit, 3 channels), area-averaged."""
+    h, w = image.shape[:2]
+    if scale < 1.0:
+        size = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    return np.ascontiguousarray(np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+def _coverage(full: np.ndarray, crop: Box, small_shape: tuple[int, int]) -> np.ndarray:
+    """Fraction (float32) of each working pixel that ``full`` (bool, photo-sized) covers."""
+    part = full[crop.slices].astype(np.float32)
+    sh, sw = small_shape
+    if part.shape == (sh, sw):
+        return part
+    return cv2.resize(part, (sw, sh), interpolation=cv2.INTER_AREA)
+
+
+def _base_labels(region: Box | np.ndarray, crop: Box, small_shape: tuple[int, int]) -> np.ndarray:
+    """Working labels from the box/outline alone: inside probable foreground, outside sure background.
+
+    A working pixel is probable foreground when any part of it is inside, so
+    a thin part of an outline is not lost to the downscaling.
+    """
+    sh, sw = small_shape
+    if isinstance(region, Box):
+        sy, sx = sh / crop.height, sw / crop.width
+        labels = np.full((sh, sw), cv2.GC_BGD, np.uint8)
+        y0 = int(math.floor((region.y0 - crop.y0) * sy))
+        y1 = int(math.ceil((region.y1 - crop.y0) * sy))
+        x0 = int(math.floor((region.x0 - crop.x0) * sx))
+        x1 = int(math.ceil((region.x1 - crop.x0) * sx))
+        labels[max(0, y0):min(sh, y1), max(0, x0):min(sw, x1)] = cv2.GC_PR_FGD
+        return labels
+    cover = _coverage(region, crop, small_shape)
+    return np.where(cover > 0, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
+
+
+def _apply_hints(labels: np.ndarray, hints: np.ndarray, crop: Box, small_shape: tuple[int, int]) -> None:
+    """Sure strokes become hard labels (in place).
+
+    A working pixel takes a stroke's label when any part of it was painted,
+    so a thin stroke survives the downscaling; where both sure brushes
+    touched the same working pixel, neither is imposed. Unknown-brush strokes
+    impose nothing on GrabCut (they only stay unknown in the trimap).
+    """
+    part = hints[crop.slices]
+    no = np.zeros(small_shape, bool)
+    fg, bg = (
+        _coverage(sel, Box(0, sel.shape[0], 0, sel.shape[1]), small_shape) > 0 if sel.any() else no
+        for sel in (part == FOREGROUND, part == BACKGROUND)
+    )
+    labels[fg & ~bg] = cv2.GC_FGD
+    labels[bg & ~fg] = cv2.GC_BGD
+
+
+def _upscale_mask(labels: np.ndarray, crop: Box, shape: tuple[int, int]) -> np.ndarray:
+    """GrabCut's working labels as a photo-sized bool foreground mask.
+
+    Linear interpolation of the 0/1 mask, thresholded at one half, gives a
+    boundary that follows the working pixels' centres smoothly instead of a
+    staircase of scale-sized blocks.
+    """
+    fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
+    mask = np.zeros(shape, bool)
+    if fg.shape != (crop.height, crop.width):
+        fg = cv2.resize(fg, (crop.width, crop.height), interpolation=cv2.INTER_LINEAR)
+    mask[crop.slices] = fg >= 0.5
+    return mask
+
+
+# --- trimaps ------------------------------------------------------------------
+
+
+def boundary_distance(mask: np.ndarray) -> np.ndarray:
+    """For each pixel, its distance (px) to the other side of ``mask``'s boundary.
+
+    Foreground pixels get the distance to the nearest background pixel and
+    vice versa, so the pixels right at the boundary have 1 on both sides.
+    The photo's border is not a boundary (a subject cut by the frame has no
+    band along it). float32; Euclidean distances by OpenCV's 5x5 chamfer
+    (within about 2% of exact, and four times faster than
+    ``DIST_MASK_PRECISE``: 0.15 s against 0.65 s per transform on 24 MP).
+    A mask with one side only gets +inf everywhere.
+    """
+    fg = np.asarray(mask).astype(bool)
+    if fg.all() or not fg.any():
+        return np.full(fg.shape, np.inf, np.float32)
+    fg8 = fg.view(np.uint8)
+    # distanceTransform measures to the nearest zero pixel: the fg side's
+    # distance from the fg mask, the bg side's from its inverse.
+    d_in = cv2.distanceTransform(fg8, cv2.DIST_L2, cv2.DIST_MASK_5)
+    d_out = cv2.distanceTransform(np.logical_not(fg).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+    np.copyto(d_in, d_out, where=~fg)
+    return d_in
+
+
+def trimap_from_distance(
+    mask: np.ndarray, distance: np.ndarray, band: int, *, hints: np.ndarray | None = None
+) -> np.ndarray:
+    """The trimap of ``mask`` with ``band`` unknown pixels each side of the boundary.
+
+    ``distance`` is ``boundary_distance(mask)`` (kept by the caller so a band
+    slider costs only this threshold). Hint strokes are kept where painted:
+    sure strokes known, unknown-brush strokes unknown.
+    """
+    if band < 0:
+        raise TrimapError(f"the band width must be 0 or more pixels, not {band}")
+    mask = np.asarray(mask).astype(bool, copy=False)
+    trimap = np.where(mask, np.uint8(FOREGROUND), np.uint8(BACKGROUND))
+    # <= band + 0.5: a band of n pixels is n whole pixels on each side even
+    # along diagonals, where the Euclidean distances are not integers.
+    if band > 0:
+        trimap[distance <= band + 0.5] = UNKNOWN
+    if hints is not None:
+        _keep_hints(trimap, hints)
+    return trimap
+
+
+def trimap_from_segmentation(mask: np.ndarray, band: int, *, hints: np.ndarray | None = None) -> np.ndarray:
+    """A trimap from a foreground mask: foreground inside, background outside,
+    an unknown band of ``band`` pixels each side of the boundary; hint strokes
+    (see the module docstring) kept where they were painted.
+
+    For repeated calls on one mask (a band slider) use ``Segmentation.trimap``,
+    which keeps the distance map between calls.
+    """
+    if band < 0:
+        raise TrimapError(f"the band width must be 0 or more pixels, not {band}")
+    mask = np.asarray(mask).astype(bool, copy=False)
+    trimap = np.where(mask, np.uint8(FOREGROUND), np.uint8(BACKGROUND))
+    fg_box = _bbox(mask)
+    if band > 0 and fg_box is not None:
+        # Only pixels within ``band`` of the foreground can be in the band, so
+        # the distances are computed on the foreground's box plus the band
+        # (a small subject in a big photo costs little); the box keeps a
+        # margin of background round the subject, so the distances inside
+        # it are those of the whole mask.
+        box = fg_box.grow(band + 2, mask.shape)
+        part = trimap[box.slices]
+        part[boundary_distance(mask[box.slices]) <= band + 0.5] = UNKNOWN
+    if hints is not None:
+        _keep_hints(trimap, hints)
+    return trimap
+
+
+def _keep_hints(trimap: np.ndarray, hints: np.ndarray) -> None:
+    if hints.shape != trimap.shape:
+        raise TrimapError(f"the hint map is {hints.shape[1]}x{hints.shape[0]} but the trimap is "
+                          f"{trimap.shape[1]}x{trimap.shape[0]}")
+    for value in (BACKGROUND, UNKNOWN, FOREGROUND):
+        trimap[hints == value] = value
+
+
+def tighten(
+    trimap: np.ndarray, alpha: np.ndarray, threshold: float = 0.02, *, margin: int = TIGHTEN_MARGIN
+) -> np.ndarray:
+    """A narrower trimap from an estimated alpha: confident unknown pixels become known.
+
+    In the unknown band, alpha <= ``threshold`` becomes background and
+    alpha >= 1 - ``threshold`` foreground; known pixels stay as they are.
+    Pixels within ``margin`` pixels (a square neighbourhood) of a fractional
+    alpha stay unknown: the alpha right next to a soft edge is the solver's
+    least reliable "confident" value (a smooth ramp that just crossed the
+    threshold), and keeping that ring means the next solve can still move it,
+    and a run of fractional pixels broken only by a pixel that happens to be
+    near 0 or 1 (a gap between hairs) stays one connected band rather than
+    islands. ``margin=0`` gives the plain threshold. The result may have no
+    unknown pixel left when the alpha is everywhere confident.
+    """
+    trimap = np.asarray(trimap)
+    alpha = np.asarray(alpha, dtype=np.float32)
+    if trimap.shape != alpha.shape:
+        raise TrimapError(f"the alpha is {alpha.shape[1::-1]} but the trimap is {trimap.shape[1::-1]} (width x height)")
+    if not 0.0 <= threshold < 0.5:
+        raise ValueError(f"the tighten threshold must be in [0, 0.5), not {threshold}")
+    if margin < 0:
+        raise ValueError(f"margin must be 0 or more pixels, not {margin}")
+    out = trimap.copy()
+    unknown = trimap == UNKNOWN
+    fractional = unknown & (alpha > threshold) & (alpha < 1.0 - threshold)
+    if margin > 0 and fractional.any():
+        box = _bbox(fractional)
+        assert box is not None
+        box = box.grow(margin, trimap.shape)
+        kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+        grown = cv2.dilate(fractional[box.slices].view(np.uint8), kernel)
+        keep = np.zeros_like(fractional)
+        keep[box.slices] = grown.astype(bool)
+    else:
+        keep = fractional
+    settle = unknown & ~keep
+    out[settle & (alpha <= threshold)] = BACKGROUND
+    out[settle & (alpha >= 1.0 - threshold)] = FOREGROUND
+    return out
+
+
+def _bbox(mask: np.ndarray) -> Box | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return Box(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+
+
+def unknown_fraction(trimap: np.ndarray) -> float:
+    """Share of the photo that is unknown (what a solver must estimate)."""
+    return float(np.count_nonzero(trimap == UNKNOWN)) / max(1, trimap.size)
