@@ -10,7 +10,8 @@ portable installs never touch a real home folder:
   same folder as ``dim_studio.net.weights.user_data_dir`` (that module imports
   torch, which the Qt-free core must not need to find its autosaves).
 - ``DIM_STUDIO_MODEL_DIR``: the last place weights are looked for. Default:
-  the repository's ``model/`` folder beside the package.
+  the repository's ``model/`` folder beside the package in a source checkout;
+  none in an installed package.
 - ``DIM_STUDIO_CONFIG_DIR``: settings. Default: ``$XDG_CONFIG_HOME/dim-studio``
   (usually ``~/.config/dim-studio``) on Linux, ``~/Library/Preferences/DIM Studio``
   on macOS, ``%APPDATA%\\DIM Studio`` on Windows.
@@ -85,12 +86,18 @@ def user_cache_dir() -> Path:
     return _xdg("XDG_CACHE_HOME", home / ".cache") / APP_DIR_NAME
 
 
-def model_dir() -> Path:
-    """The shipped-weights folder: ``model/`` beside the ``dim_studio`` package (the repository's)."""
+def model_dir() -> Path | None:
+    """The repository's ``model/`` folder beside the package, in a source checkout; else None.
+
+    An installed package (a wheel in site-packages, the frozen build) has no
+    such folder, and naming one there would send users to a place that does
+    not exist.
+    """
     override = _from_env(MODEL_DIR_ENV)
     if override is not None:
         return override
-    return Path(__file__).resolve().parents[1] / "model"
+    root = Path(__file__).resolve().parents[1]
+    return root / "model" if (root / "pyproject.toml").is_file() else None
 
 
 def autosave_dir() -> Path:

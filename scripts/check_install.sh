@@ -46,5 +46,7 @@ sample=$("$work/venv/bin/python" -c "from dim_studio.resources import SAMPLE_IMA
 case "$sample" in "$work"/venv/*) ;; *) echo "the sample was found outside the installed package: $sample"; exit 1;; esac
 "$app" matte "$sample" --trimap "${sample%.png}_trimap.png" --engine closed-form -o "$work/alpha.png"
 test -s "$work/alpha.png"
-"$app" --self-test
+"$app" --self-test | tee "$work/self-test.txt"
+# An installed package has no repository model/ folder to send users to.
+if grep -q "site-packages/model" "$work/self-test.txt"; then echo "the self-test names a model folder inside site-packages"; exit 1; fi
 echo "install check passed"

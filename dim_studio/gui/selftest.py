@@ -21,7 +21,8 @@ def check_qt() -> Check:
         from PySide6.QtCore import qVersion
     except ImportError as exc:
         return Check("Qt", False, f"PySide6 cannot be imported ({exc})")
-    display = platform_problem(connect=True) if os.environ.get("QT_QPA_PLATFORM", "") != "offscreen" else None
+    offscreen_chosen = os.environ.get("QT_QPA_PLATFORM", "") == "offscreen"
+    display = None if offscreen_chosen else platform_problem(connect=True)
     offscreen = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     problem = platform_problem(offscreen)
     if problem:
@@ -42,7 +43,12 @@ def check_qt() -> Check:
     if label.grab().isNull():
         return Check("Qt", False, "Qt could not draw a widget offscreen")
     where = f"plugins in {plugins_folder()}"
-    screen = "; the desktop would open" if display is None else f"; a window on this display would not open: {display}"
+    if offscreen_chosen:
+        screen = "; the desktop was not checked (QT_QPA_PLATFORM=offscreen)"
+    elif display is None:
+        screen = "; a window on this display would open"
+    else:
+        screen = f"; a window on this display would not open: {display}"
     detail = f"PySide6 {pyside_version}, Qt {qVersion()}, platform {app.platformName()}, {where}{screen}"
     return Check("Qt", True, detail)
 

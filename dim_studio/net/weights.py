@@ -104,7 +104,7 @@ def _how_to_get_weights(gui: bool) -> str:
     if not gui:
         text += (
             " A .safetensors file elsewhere can be used with --weights FILE or the "
-            f"{ENV_WEIGHTS} environment variable, or moved into the user data folder or model/."
+            f"{ENV_WEIGHTS} environment variable, or moved into the user data folder."
         )
     return text + " The classical engines (closed-form, lkm, knn) need no weights."
 
@@ -122,8 +122,9 @@ def how_to_get_weights(gui: bool = False) -> str:
     if gui:
         return f"{text} The user data folder is {user_data_dir()}."
     folders = [("user data folder", user_data_dir())]
-    if _resolved(model_dir()) != _resolved(user_data_dir()):
-        folders.append(("model folder", model_dir()))
+    shipped = model_dir()
+    if shipped is not None and _resolved(shipped) != _resolved(user_data_dir()):
+        folders.append(("model folder", shipped))
     return f"{text} ({'; '.join(f'{label}: {place}' for label, place in folders)})"
 
 
@@ -144,7 +145,9 @@ def weights_search_locations(explicit: str | os.PathLike[str] | None = None) -> 
     if env:
         places.append((ENV_WEIGHTS, Path(env).expanduser()))
     places.append(("user data folder", user_data_dir()))
-    places.append(("model folder", model_dir()))
+    shipped = model_dir()
+    if shipped is not None:
+        places.append(("model folder", shipped))
     # One place named twice (the model folder moved onto the user data folder,
     # --weights naming a search folder) is looked at, and listed, once.
     seen: set[Path] = set()
