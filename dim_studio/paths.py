@@ -47,43 +47,35 @@ def _xdg(name: str, default: Path) -> Path:
     return Path(value) if value and os.path.isabs(value) else default
 
 
-def user_data_dir() -> Path:
-    """The folder for data DIM Studio creates (autosaves, downloaded weights)."""
-    override = _from_env(DATA_DIR_ENV)
+def _user_dir(override_env: str, mac: str, windows: tuple[str, str, str], xdg: tuple[str, str]) -> Path:
+    """The override, else the platform's folder: ``~/Library/<mac>/DIM Studio`` on macOS,
+    ``%<env>%`` (default ``~/AppData/<fallback>``) ``/DIM Studio[/<tail>]`` on Windows,
+    ``$<XDG var>`` (default ``~/<path>``) ``/dim-studio`` elsewhere."""
+    override = _from_env(override_env)
     if override is not None:
         return override
     home = Path.home()
     if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / "DIM Studio"
+        return home / "Library" / mac / "DIM Studio"
     if sys.platform.startswith("win"):
-        return (_from_env("APPDATA") or home / "AppData" / "Roaming") / "DIM Studio"
-    return _xdg("XDG_DATA_HOME", home / ".local" / "share") / APP_DIR_NAME
+        env, fallback, tail = windows
+        return (_from_env(env) or home / "AppData" / fallback) / "DIM Studio" / tail
+    return _xdg(xdg[0], home / xdg[1]) / APP_DIR_NAME
+
+
+def user_data_dir() -> Path:
+    """The folder for data DIM Studio creates (autosaves, downloaded weights)."""
+    return _user_dir(DATA_DIR_ENV, "Application Support", ("APPDATA", "Roaming", ""), ("XDG_DATA_HOME", ".local/share"))
 
 
 def user_config_dir() -> Path:
     """The folder for settings (the GUI's ini file)."""
-    override = _from_env(CONFIG_DIR_ENV)
-    if override is not None:
-        return override
-    home = Path.home()
-    if sys.platform == "darwin":
-        return home / "Library" / "Preferences" / "DIM Studio"
-    if sys.platform.startswith("win"):
-        return (_from_env("APPDATA") or home / "AppData" / "Roaming") / "DIM Studio"
-    return _xdg("XDG_CONFIG_HOME", home / ".config") / APP_DIR_NAME
+    return _user_dir(CONFIG_DIR_ENV, "Preferences", ("APPDATA", "Roaming", ""), ("XDG_CONFIG_HOME", ".config"))
 
 
 def user_cache_dir() -> Path:
     """The folder for caches DIM Studio can rebuild (Numba's compiled kernels)."""
-    override = _from_env(CACHE_DIR_ENV)
-    if override is not None:
-        return override
-    home = Path.home()
-    if sys.platform == "darwin":
-        return home / "Library" / "Caches" / "DIM Studio"
-    if sys.platform.startswith("win"):
-        return (_from_env("LOCALAPPDATA") or home / "AppData" / "Local") / "DIM Studio" / "Cache"
-    return _xdg("XDG_CACHE_HOME", home / ".cache") / APP_DIR_NAME
+    return _user_dir(CACHE_DIR_ENV, "Caches", ("LOCALAPPDATA", "Local", "Cache"), ("XDG_CACHE_HOME", ".cache"))
 
 
 def model_dir() -> Path | None:
