@@ -2,6 +2,7 @@
 
     python bench/dim_speed.py [--data ../shared/data/alphamatting_training_lowres]
         [--device auto] [--sizes 512 1024 2048] [--images N] [--big] [--weights FILE]
+        [--precision-sizes 640x480 ...] [--only-precision]
 
 Tables:
 
@@ -16,6 +17,11 @@ Tables:
    with a ~40 px unknown band, matted by the engine in a fresh subprocess, so
    its peak resident memory (ru_maxrss) is its own.
 4. On CUDA only: the largest square photo whose whole-image fp16 forward fits.
+5. On the CPU: the engine in fp32 and with bf16 autocast (what previews use
+   where the CPU has native bf16) side by side on a synthetic photo with a
+   ~40 px unknown band: the fp32/bf16 time ratio and the mean and max
+   |alpha difference| x 255 over the unknown pixels, and what precision
+   "auto" picks on this CPU.
 
 Random weights (He-initialised) unless ``--weights`` is given: the timings do
 not depend on the weights, the alpha differences do.
@@ -44,8 +50,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from dim_studio.engines.device import describe_device, select_device  # noqa: E402
-from dim_studio.engines.dim import DIMEngine, is_out_of_memory, plan_tiles  # noqa: E402
+from dim_studio.engines.device import cpu_has_native_bf16, describe_device, select_device  # noqa: E402
+from dim_studio.engines.dim import DIMEngine, is_out_of_memory, plan_tiles, resolve_precision  # noqa: E402
 from dim_studio.net.model import normalize_input, pad_to_multiple, random_dim  # noqa: E402
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN  # noqa: E402
 from scenes import make_big_scene  # noqa: E402  (bench/ is on sys.path as the script's folder)
@@ -380,6 +386,49 @@ def bench_largest(args, model, info, device) -> None:
 
 
 # ---------------------------------------------------------------------------
+# 5. CPU: fp32 vs bf16 autocast
+# ---------------------------------------------------------------------------
+
+
+def bench_precision(args, model, info, device) -> None:
+    if device.type != "cpu":
+        print("5. skipped: the fp32/bf16 comparison is for the CPU (table 1 has fp16 on CUDA)\n")
+        return
+    avx512_bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+    amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    native = cpu_has_native_bf16()
+    weights = "the given weights" if args.weights else "random He-initialised weights (no trained weights here)"
+    print(f"5. CPU precision: the engine in fp32 vs bf16 autocast, same {weights}, same run; "
+          f"best of {args.repeats} after a warm-up; |diff| over the unknown pixels, x255")
+    print(f"   this CPU: AVX512-BF16 {'yes' if avx512_bf16 else 'no'}, AMX {'yes' if amx else 'no'} -> bf16 is "
+          f"{'native' if native else 'EMULATED (slow)'}; precision 'auto' (previews) picks "
+          f"{resolve_precision('auto', device)}, exports use fp32")
+    engines = {p: DIMEngine(model=model, info=info, device="cpu", tile_size=args.tile,
+                            tile_context=args.context, precision=p) for p in ("fp32", "bf16")}
+    warm_image, warm_trimap = make_big_scene(160, 160, 20.0)
+    for engine in engines.values():
+        engine.estimate(warm_image, warm_trimap)
+    rows = []
+    for h, w in args.precision_sizes:
+        image, trimap = make_big_scene(h, w, args.big_band)
+        times, alphas = {}, {}
+        for name, engine in engines.items():
+            times[name], alphas[name] = timed(lambda: engine.estimate(image, trimap), device, args.repeats)
+            assert engine.last_precision == name
+        st = engines["fp32"].last_run_stats
+        unknown = trimap == UNKNOWN
+        diff = np.abs(alphas["bf16"] - alphas["fp32"])[unknown] * 255
+        rows.append([
+            f"{w}x{h}", f"{int(unknown.sum()):,}", "x".join(map(str, st["crop"][::-1])), str(st["tiles"]),
+            f"{times['fp32']:.2f}", f"{times['bf16']:.2f}", f"{times['fp32'] / times['bf16']:.2f}",
+            f"{diff.mean():.2f}", f"{diff.max():.1f}",
+        ])
+        print("   ", " | ".join(rows[-1]), flush=True)
+    table(["photo", "unknown px", "crop", "tiles", "fp32 s", "bf16 s", "fp32/bf16",
+           "mean|diff|x255", "max|diff|x255"], rows)
+
+
+# ---------------------------------------------------------------------------
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -408,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big-band", type=float, default=40.0, metavar="PX")
     ap.add_argument("--weights", type=Path, default=None, help="a weights file (default: random weights)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--precision-sizes", type=parse_size, nargs="*", default=[(480, 640)], metavar="WxH",
+                    help="photos for table 5, CPU fp32 vs bf16 (default 640x480; give none to skip)")
+    ap.add_argument("--only-precision", action="store_true", help="only table 5")
     ap.add_argument("--_big-child", dest="big_child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -426,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_header(device))
     print(f"weights: {args.weights or 'random (He init)'}\n")
 
+    if args.only_precision:
+        model, info = get_model(args, device)
+        bench_precision(args, model, info, device)
+        return 0
     if not args.only_big:
         model, info = get_model(args, device)
         if args.sizes:
@@ -434,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_photos(args, model, info, device)
         if device.type == "cuda":
             bench_largest(args, model, info, device)
+        if args.precision_sizes:
+            bench_precision(args, model, info, device)
         del model
         release(device)
     if args.big or args.only_big:

@@ -65,6 +65,21 @@ def composite(foreground: np.ndarray, alpha: np.ndarray, background: Background)
     return composite_over_color(foreground, alpha, background.color or (1.0, 1.0, 1.0))
 
 
+def check_decontamination(strength: float | None) -> float:
+    """The decontamination strength as a float in [0, 1] (None: the default); refuses anything else."""
+    from .compose import DEFAULT_DECONTAMINATION
+
+    if strength is None:
+        return DEFAULT_DECONTAMINATION
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        raise DimStudioError(f"decontamination strength must be a number from 0 to 1, not {strength!r}") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise DimStudioError(f"decontamination strength must be from 0 to 1, not {value:g}")
+    return value
+
+
 def write_outputs(
     image: np.ndarray,
     alpha: np.ndarray,
@@ -75,15 +90,21 @@ def write_outputs(
     background: BackgroundSpec = None,
     depth: int = 8,
     foreground: np.ndarray | None = None,
+    decontaminate: float | None = None,
 ) -> list[Path]:
     """Write whichever outputs are asked for; returns the paths written.
 
     All of them appear, or none does (``atomic.staged_outputs``). The
     foreground colours are estimated once and shared by the cutout and the
-    composite, since that estimate is the slow part.
+    composite, since that estimate is the slow part. ``decontaminate``
+    (0-1, default ``compose.DEFAULT_DECONTAMINATION``) is how far those
+    colours move from the photo's own towards the estimate
+    (``compose.decontaminate``); the alpha never depends on it.
     """
+    from .compose import decontaminate as decontaminated
     from .compose import estimate_foreground
 
+    strength = check_decontamination(decontaminate)
     written: list[Path] = []
     with staged_outputs():
         if alpha_path is not None:
@@ -92,6 +113,7 @@ def write_outputs(
             return written
         if foreground is None:
             foreground = estimate_foreground(image, alpha)
+        foreground = decontaminated(image, foreground, strength)
         if cutout_path is not None:
             rgba = np.dstack([foreground, alpha]).astype(np.float32)
             written.append(write_rgba(cutout_path, rgba, depth=depth))

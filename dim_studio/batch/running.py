@@ -31,7 +31,7 @@ from .. import __version__
 from ..atomic import atomic_output
 from ..engines.base import Engine
 from ..errors import Cancelled, DimStudioError, ImageWriteError, TrimapError
-from ..export import Background, BackgroundSpec, resolve_background, write_outputs
+from ..export import Background, BackgroundSpec, check_decontamination, resolve_background, write_outputs
 from ..images import image_size, read_image, read_mask, read_trimap
 from ..trimap import trimap_from_mask
 from .planning import REPORT_LISTS, BatchItem, BatchPlan, FileStatus, PlanStatus, check_background
@@ -216,6 +216,7 @@ class _Runner:
         cancel: Callable[[], bool] | None,
         stop: Callable[[], bool] | None,
         report: BatchReport,
+        decontaminate: float | None = None,
     ) -> None:
         self.plan = plan
         self.engine = engine
@@ -226,6 +227,7 @@ class _Runner:
         self.cancel = cancel
         self.stop = stop
         self.report = report
+        self.decontaminate = decontaminate
         self.total = len(plan.items)
         self.finished = 0
         self.results: dict[str, FileResult] = {}
@@ -270,7 +272,7 @@ class _Runner:
             image, alpha,
             alpha_path=out.get("alpha"), cutout_path=out.get("cutout"),
             composite_path=out.get("composite"),
-            background=self.background, depth=self.depth,
+            background=self.background, depth=self.depth, decontaminate=self.decontaminate,
         )
 
     def collect_write(self, block: bool) -> None:
@@ -401,11 +403,15 @@ def run_batch(
     cancel: Callable[[], bool] | None = None,
     stop: Callable[[], bool] | None = None,
     write_report: bool = True,
+    decontaminate: float | None = None,
 ) -> BatchReport:
     """Matte every ``todo`` item of ``plan`` with ``engine`` (created once by the caller).
 
     ``band`` is the unknown band (pixels each side of the edge) of trimaps made
-    from masks; ``background`` is used for composites; ``depth`` is 8 or 16.
+    from masks; ``background`` is used for composites; ``depth`` is 8 or 16;
+    ``decontaminate`` (0-1, default ``compose.DEFAULT_DECONTAMINATION``) is
+    how far the cutouts' and composites' edge colours move from the photo's
+    towards the estimated foreground (``compose.decontaminate``).
     ``on_event(BatchEvent)`` is called on this thread. ``cancel()`` is polled
     between files and passed to the engine, so it also abandons the current
     file (recorded as not processed, nothing written); ``stop()`` is polled
@@ -418,6 +424,7 @@ def run_batch(
         raise DimStudioError(f"bit depth must be 8 or 16, not {depth}")
     if band < 0:
         raise TrimapError(f"the band width must be 0 or more pixels, not {band}")
+    strength = check_decontamination(decontaminate)
     if isinstance(background, (str, os.PathLike)) and str(background) != plan.background:
         check_background(plan, background)  # a background the plan was not checked against
     bg = resolve_background(background) if "composite" in plan.outputs else None
@@ -432,11 +439,13 @@ def run_batch(
         settings["band"] = band
     if bg is not None:
         settings["background"] = bg.label or "image"
+    if "cutout" in plan.outputs or "composite" in plan.outputs:
+        settings["decontaminate"] = strength
     report = BatchReport(
         plan=plan, engine=engine.name or type(engine).__name__,
         engine_description=engine.describe(), settings=settings, started=_now(),
     )
-    runner = _Runner(plan, engine, band, bg, depth, on_event, cancel, stop, report)
+    runner = _Runner(plan, engine, band, bg, depth, on_event, cancel, stop, report, strength)
     t0 = time.perf_counter()
     runner.emit(BatchEventKind.START)
     try:

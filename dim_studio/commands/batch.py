@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DimStudioError
 from .common import add_background_option, add_engine_options, engine_choice
+from .matte import add_decontaminate_option
 
 if TYPE_CHECKING:
     from .. import batch as batchlib
@@ -110,6 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--outputs", type=_parse_outputs, default=("alpha",), metavar="LIST",
                    help="what to write, comma-separated: alpha, cutout, composite (default: alpha)")
     add_background_option(p)
+    add_decontaminate_option(p)
     p.add_argument("-r", "--recursive", action="store_true",
                    help="also process sub-folders, mirroring them in OUT_DIR")
     p.add_argument("--overwrite", action="store_true",
@@ -202,8 +204,11 @@ def run(args: argparse.Namespace) -> int:
     from ..workflows import batch as batch_workflow
     from ..workflows.jobs import JobContext
 
+    from ..export import check_decontamination
+
     if args.band < 0:
         raise DimStudioError(f"--band must be 0 or more pixels, not {args.band}")
+    strength = check_decontamination(args.decontaminate)
     if args.band != 10 and args.masks is None:
         print("dim-studio: note: --band only applies with --masks; ignored", file=sys.stderr)
     request = batch_workflow.BatchRequest(
@@ -218,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         recursive=args.recursive,
         overwrite=args.overwrite,
         retry_failed=args.retry_failed,
+        decontaminate=strength,
     )
     # The GUI's plan and output-folder check: an unwritable folder fails before any matting.
     plan = batch_workflow.plan_request(request)

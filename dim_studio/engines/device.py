@@ -138,6 +138,26 @@ def device_kind_and_name(device: "torch.device") -> tuple[str, str]:
     return device.type.upper(), str(device)
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX512-BF16 or AMX), so bf16 autocast is fast.
+
+    Elsewhere PyTorch emulates bf16, which ran the DIM network about 10x
+    slower than fp32 (model/README.md): "auto" precisions then mean fp32.
+    Shared by the engine's preview precision and training's ``precision_for``.
+    """
+    import torch
+
+    cpu = getattr(torch, "cpu", None)
+    for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        fn = getattr(cpu, check, None)
+        try:
+            if fn is not None and fn():
+                return True
+        except Exception:  # noqa: BLE001 - a capability probe must never fail
+            continue
+    return False
+
+
 def describe_device(device: "torch.device | str") -> str:
     """Short text for status bars: "CUDA (NVIDIA ...)", "MPS (Apple GPU)", "CPU (N threads)"."""
     kind, name = device_kind_and_name(device)
@@ -147,6 +167,7 @@ def describe_device(device: "torch.device | str") -> str:
 __all__ = [
     "DEVICE_CHOICES",
     "available_devices",
+    "cpu_has_native_bf16",
     "describe_device",
     "device_kind_and_name",
     "select_device",

@@ -36,8 +36,11 @@ What it does with a photo (model/README.md describes the network):
    shrunk, so tile shapes repeat and cuDNN's autotuner is not re-run for
    every odd size.)
 5. Device: CUDA, then Apple MPS, then the CPU (``device=`` overrides). On CUDA:
-   fp16 autocast and ``cudnn.benchmark``; channels-last tensors on CUDA and
-   the CPU (where oneDNN runs it ~18% faster). Everything in
+   fp16 autocast (by default) and ``cudnn.benchmark``; channels-last tensors on
+   CUDA and the CPU (where oneDNN runs it ~18% faster). ``precision=`` picks
+   the arithmetic (see ``PRECISIONS``): "auto" is what previews ask for, bf16
+   autocast on a CPU with native bf16 (AVX512-BF16 or AMX), fp32 on other
+   CPUs, where emulated bf16 is far slower than fp32. Everything in
    ``torch.inference_mode``. When a tile runs out of memory the engine retries
    with tiles half the size, down to ``min_tile_size``, then on the CPU, and
    says so in ``last_run_notes`` (and in a logging warning).
@@ -79,6 +82,7 @@ from ..net.model import (
 )
 from ..trimap import FOREGROUND, UNKNOWN, Box
 from .base import CancelFn, Engine, ProgressFn, check_cancel, scaled_progress
+from . import device as _devices
 from .device import device_kind_and_name, select_device
 
 log = logging.getLogger(__name__)
@@ -94,6 +98,46 @@ DEFAULT_TILE_SIZES = {"cuda": 1024, "mps": 640, "cpu": 512}
 MIN_TILE_SIZE = 64
 
 _M = SIZE_MULTIPLE  # 32: five 2x2 poolings
+
+#: The ``precision=`` choices. "fp32": no autocast. "bf16": bf16 autocast
+#: (the CPU, or a CUDA GPU that supports it; approximate, about 1/255 of mean
+#: alpha difference on random weights). "fp16": fp16 autocast on a GPU (CUDA
+#: or MPS), the old ``half=True``. "auto": the fastest good choice for a
+#: preview: fp16 on CUDA, bf16 on a CPU with native bf16, else fp32.
+#: The default (None) is fp16 on CUDA and fp32 everywhere else: exports stay
+#: fp32 on the CPU unless bf16 is asked for.
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_NAMES = {v: k for k, v in _DTYPES.items()}
+
+
+def resolve_precision(choice: str | None, device: torch.device) -> str:
+    """The precision ("fp32", "bf16" or "fp16") that ``choice`` means on ``device``.
+
+    Raises EngineError for an unknown choice or one the device cannot run.
+    """
+    kind = device.type
+    if choice is None:
+        return "fp16" if kind == "cuda" else "fp32"
+    text = str(choice).strip().lower()
+    if text not in PRECISIONS:
+        raise EngineError(f"unknown precision {choice!r} for the dim engine: choose one of {', '.join(PRECISIONS)}")
+    if text == "auto":
+        if kind == "cuda":
+            return "fp16"
+        if kind == "cpu" and _devices.cpu_has_native_bf16():
+            return "bf16"
+        return "fp32"
+    if text == "fp16" and kind not in ("cuda", "mps"):
+        raise EngineError(
+            f"half precision (fp16) needs a GPU (CUDA or MPS); on the {kind.upper()} use bf16 or fp32"
+        )
+    if text == "bf16":
+        if kind == "mps":
+            raise EngineError("bf16 is not supported by the dim engine on MPS; use fp16 or fp32")
+        if kind == "cuda" and not torch.cuda.is_bf16_supported():
+            raise EngineError("this CUDA GPU does not support bf16; use fp16 or fp32")
+    return text
 
 
 def _ceil_to(n: int, m: int) -> int:
@@ -345,7 +389,11 @@ class DIMEngine(Engine):
     tile_size: the kept core of a tile in pixels (a multiple of 32; default per
         device: 1024 CUDA, 640 MPS, 512 CPU). A tile's input is at most
         ``tile_size + 2 * tile_context`` on a side.
-    half: fp16 autocast; None = on for CUDA only. Not available on the CPU.
+    precision: "fp32", "bf16", "fp16" (GPU only) or "auto" (see ``PRECISIONS``);
+        None = fp16 on CUDA, fp32 elsewhere. Autocast only: the weights stay
+        fp32, so engines of different precisions share one loaded network.
+    half: the older switch: True = precision "fp16", False = "fp32" (when
+        ``precision`` is not given).
     model, info: an in-memory network (e.g. random weights in tests and
         benchmarks) and optionally its WeightsInfo (for the normalisation);
         ``weights`` is then ignored.
@@ -377,17 +425,18 @@ class DIMEngine(Engine):
         shrink_tiles: bool | None = None,
         channels_last: bool | None = None,
         min_tile_size: int = MIN_TILE_SIZE,
+        precision: str | None = None,
     ) -> None:
         self.device = select_device(device)
         dtype = self.device.type
-        if half is None:
-            half = dtype == "cuda"
-        if half and dtype not in ("cuda", "mps"):
-            raise EngineError(
-                f"half precision needs a GPU (CUDA or MPS); the {dtype.upper()} runs in fp32: "
-                "leave half precision off"
-            )
-        self.half = bool(half)
+        if precision is None and half is not None:
+            precision = "fp16" if half else "fp32"
+        #: What was asked for (None, "auto", ...) and what it means on this device.
+        self.requested_precision = precision
+        self.precision_name = resolve_precision(precision, self.device)
+        #: The precision the last run used (the CPU fallback after running out
+        #: of GPU memory may differ); None before the first run.
+        self.last_precision: str | None = None
         # Channels-last: cuDNN's fp16 tensor-core kernels want NHWC; on the CPU
         # oneDNN ran the network ~18% faster with it (2-core EPYC, 384x384).
         self.channels_last = (dtype in ("cuda", "cpu")) if channels_last is None else bool(channels_last)
@@ -452,12 +501,26 @@ class DIMEngine(Engine):
 
     # ------------------------------------------------------------------ info
 
+    @property
+    def half(self) -> bool:
+        """fp16 autocast on the engine's device (the older flag)."""
+        return self.precision_name == "fp16"
+
     def precision(self, device: torch.device | None = None) -> str:
-        device = self.device if device is None else device
-        return "fp16" if self.half and device == self.device else "fp32"
+        """"fp32", "bf16" or "fp16": what a run on ``device`` (default: the engine's) computes in.
+
+        On the CPU fallback of a GPU engine: "auto" and "bf16" keep their
+        meaning on the CPU, anything else is fp32.
+        """
+        device = self.device if device is None else torch.device(device)
+        if device == self.device:
+            return self.precision_name
+        if self.requested_precision in ("auto", "bf16") and device.type == "cpu":
+            return resolve_precision(self.requested_precision, device)
+        return "fp32"
 
     def describe(self) -> str:
-        """e.g. "dim (CUDA fp16, NVIDIA H100 80GB HBM3)", "dim (MPS fp32, Apple GPU)", "dim (CPU fp32)"."""
+        """e.g. "dim (CUDA fp16, NVIDIA H100 80GB HBM3)", "dim (MPS fp32, Apple GPU)", "dim (CPU bf16)"."""
         kind, detail = device_kind_and_name(self.device)
         if self.device.type == "cpu":
             return f"dim (CPU {self.precision()})"
@@ -500,18 +563,20 @@ class DIMEngine(Engine):
 
     # ---------------------------------------------------------------- running
 
-    def _forward_tile(self, x: torch.Tensor, device: torch.device, half: bool) -> np.ndarray:
+    def _forward_tile(self, x: torch.Tensor, device: torch.device, precision: str) -> np.ndarray:
         """Run the network on one normalised tile (1, 4, h, w); alpha (h, w) float32.
 
+        ``precision``: "fp32", or the autocast dtype's name ("bf16", "fp16").
         The single place that touches the device, so tests can inject failures.
         """
         model = self._model_on(device)
         x = x.to(device, non_blocking=device.type == "cuda")
         if self.channels_last and device.type != "mps":
             x = x.contiguous(memory_format=torch.channels_last)
+        amp_dtype = _DTYPES[precision]
         with torch.inference_mode():
-            if half:
-                with torch.autocast(device_type=device.type, dtype=torch.float16):
+            if amp_dtype is not None:
+                with torch.autocast(device_type=device.type, dtype=amp_dtype):
                     out = model(x)["alpha"]
                 if not bool(torch.isfinite(out).all()):
                     # fp16 overflowed somewhere: redo this tile in fp32.
@@ -526,7 +591,7 @@ class DIMEngine(Engine):
         trimap: np.ndarray,
         device: torch.device,
         tile_size: int,
-        half: bool,
+        precision: str,
         progress: ProgressFn,
         cancel: CancelFn,
     ) -> np.ndarray:
@@ -539,6 +604,7 @@ class DIMEngine(Engine):
         self.last_run_stats = {
             "tiles": len(tiles), "skipped": skipped, "tile_size": tile_size,
             "context": self.tile_context, "device": str(device), "crop": (h, w),
+            "precision": precision,
         }
         alpha = (trimap == FOREGROUND).astype(np.float32)
         for done, tile in enumerate(tiles):
@@ -551,7 +617,7 @@ class DIMEngine(Engine):
                     _gather(trimap, rows, cols, wy0, wy1, wx0, wx1),
                     self.normalization,
                 )
-                out = self._forward_tile(x, device, half)
+                out = self._forward_tile(x, device, precision)
                 del x
             except Exception as exc:
                 if is_out_of_memory(exc):
@@ -594,17 +660,18 @@ class DIMEngine(Engine):
         self._follow_weights_file()
         report = _MonotoneProgress(progress)
         device, tile_size = self.active_device, self.active_tile_size
-        half = self.half and device == self.device
+        precision = self.precision(device)
         if (device, tile_size) != (self.device, self.tile_size):
             kind, _ = device_kind_and_name(device)
             self._note(f"using {tile_size} px tiles on the {kind}, where an earlier run ran out of memory")
         while True:
             try:
                 alpha = self._run_tiles(
-                    image, trimap, device, tile_size, half,
+                    image, trimap, device, tile_size, precision,
                     scaled_progress(report, report.last, 1.0), cancel,
                 )
                 self.active_device, self.active_tile_size = device, tile_size
+                self.last_precision = precision
                 return alpha
             except _OutOfMemory as oom:
                 failed = oom.shape
@@ -628,7 +695,7 @@ class DIMEngine(Engine):
                     f"out of {kind} memory even with {tile_size} px tiles; finishing on the CPU "
                     "(slower)"
                 )
-                device, half = cpu, False
+                device, precision = cpu, self.precision(cpu)
                 tile_size = max(self.min_tile_size, min(self.tile_size, DEFAULT_TILE_SIZES["cpu"]))
                 continue
             raise EngineError(
@@ -643,6 +710,7 @@ __all__ = [
     "DEFAULT_TILE_SIZES",
     "DIMEngine",
     "MIN_TILE_SIZE",
+    "PRECISIONS",
     "Tile",
     "axis_segments",
     "cached_model_keys",
@@ -650,4 +718,5 @@ __all__ = [
     "is_out_of_memory",
     "load_model",
     "plan_tiles",
+    "resolve_precision",
 ]

@@ -52,7 +52,7 @@ from dim_studio.engines import engine_info, engine_names
 from dim_studio.workflows.batch import BatchPhase, BatchPlanned, BatchRequest, run_batch_job
 
 from . import dialogs
-from .settings import Settings
+from .settings import Settings, absolute_path
 from dim_studio.workflows.engine_choice import EngineChoice, engine_options
 from dim_studio.workflows.jobs import JobError
 from dim_studio.workflows.weights import weights_status
@@ -174,9 +174,16 @@ class BatchDialog(QDialog):
         engine: str | None = None,
         weights: str | None = None,
         device: str | None = None,
+        preview_mode: str | None = None,
+        preview_color: str | None = None,
+        preview_background: str | None = None,
+        decontamination: float | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Process a folder")
+        # What the window's preview shows: the outputs when none were remembered, and the strength.
+        self._preview_defaults = dialogs.preview_defaults(preview_mode, preview_color, preview_background)
+        self._decontamination = decontamination
         self.setModal(False)
         self.settings = settings
         self._explicit_weights = weights
@@ -278,6 +285,10 @@ class BatchDialog(QDialog):
         self.depth = QComboBox()
         self.depth.addItem("8 bit", 8)
         self.depth.addItem("16 bit", 16)
+        self.decontaminate = dialogs.StrengthSlider(self._decontamination)
+        self.decontaminate_label = QLabel("Edge colours:")
+        self.decontaminate_label.setToolTip("Decontaminate edge colours of the cutouts and composites")
+        self._apply_preview_defaults()
         self._update_color_button()
 
         outputs = QGroupBox("Outputs")
@@ -294,6 +305,8 @@ class BatchDialog(QDialog):
         grid.addLayout(bg_row, 2, 1)
         grid.addWidget(QLabel("Bit depth:"), 3, 0)
         grid.addWidget(self.depth, 3, 1, Qt.AlignmentFlag.AlignLeft)
+        grid.addWidget(self.decontaminate_label, 4, 0)
+        grid.addWidget(self.decontaminate, 4, 1)
         grid.setColumnStretch(1, 1)
 
         # Engine and options ------------------------------------------------------------
@@ -397,6 +410,8 @@ class BatchDialog(QDialog):
     def _connect(self) -> None:
         self.masks_radio.toggled.connect(self._sync_controls)
         self.composite_check.toggled.connect(self._sync_controls)
+        self.cutout_check.toggled.connect(self._sync_controls)
+        self.images_row.edit.editingFinished.connect(self._on_images_typed)
         self.bg_kind.currentIndexChanged.connect(self._sync_controls)
         self.color_button.clicked.connect(self._pick_color)
         self.bg_browse.clicked.connect(self._pick_background_image)
@@ -509,6 +524,9 @@ class BatchDialog(QDialog):
         self.bg_browse.setVisible(kind == dialogs.BG_IMAGE)
         for widget in (self.color_button, self.bg_image, self.bg_browse):
             widget.setEnabled(composite)
+        colours = composite or self.cutout_check.isChecked()  # the strength changes only these
+        self.decontaminate.setEnabled(colours)
+        self.decontaminate_label.setEnabled(colours)
         running = self.is_running()
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running and not self._stop.is_set())
@@ -520,8 +538,19 @@ class BatchDialog(QDialog):
             widget.setEnabled(not running)
         if running:
             for widget in (self.band, self.band_label, self.bg_kind, self.color_button, self.bg_image,
-                           self.bg_browse):
+                           self.bg_browse, self.decontaminate, self.decontaminate_label):
                 widget.setEnabled(False)
+
+    def _apply_preview_defaults(self) -> None:
+        """Outputs and composite background as the window's preview shows them (see ``dialogs.preview_defaults``)."""
+        d = self._preview_defaults
+        self.alpha_check.setChecked(d.alpha_path is not None)
+        self.cutout_check.setChecked(d.cutout_path is not None)
+        self.composite_check.setChecked(d.composite_path is not None)
+        self.bg_kind.setCurrentIndex(max(0, self.bg_kind.findData(d.background_kind)))
+        color = QColor(d.background_color)
+        self._bg_color = color if color.isValid() else QColor("#ffffff")
+        self.bg_image.setText(d.background_image)
 
     def _update_color_button(self) -> None:
         self.color_button.setIcon(dialogs.color_icon(self._bg_color))
@@ -545,12 +574,22 @@ class BatchDialog(QDialog):
         start = row.text() or self.images_row.text() or str(Path.home())
         path = choose_folder(self, row.title, start)
         if path:
+            path = absolute_path(path)
             row.set_text(path)
             if row is self.images_row:
                 self._suggest_folders(Path(path))
 
+    def _on_images_typed(self) -> None:
+        text = self.images_row.text()
+        if text and Path(text).expanduser().is_dir():
+            self._suggest_folders(Path(text))
+
     def _suggest_folders(self, images: Path) -> None:
-        """Fill empty fields from the usual layout: photos/ with trimaps/ (or masks/) beside it."""
+        """Fill empty fields from the usual layout: photos/ with trimaps/ (or masks/) beside it.
+
+        The output folder proposed is ``<photos>-matted`` next to the photos, as an absolute path.
+        """
+        images = Path(absolute_path(images))
         if not self.partners_row.text():
             name = "masks" if self.masks_radio.isChecked() else "trimaps"
             beside = images.parent / name
@@ -590,6 +629,7 @@ class BatchDialog(QDialog):
             recursive=self.recursive_check.isChecked(),
             overwrite=self.overwrite_check.isChecked(),
             retry_failed=self.retry_check.isChecked(),
+            decontaminate=self.decontaminate.strength(),
         )
 
     def problem(self) -> str | None:
@@ -615,20 +655,22 @@ class BatchDialog(QDialog):
         s = self.settings
         if s is None:
             return
-        self.images_row.set_text(s.get_str(_KEY + "images"))
-        self.partners_row.set_text(s.get_str(_KEY + "partners"))
-        self.output_row.set_text(s.get_str(_KEY + "output"))
+        # Absolute folders only: a relative one (an older version's) would depend on the current directory.
+        self.images_row.set_text(s.get_folder(_KEY + "images"))
+        self.partners_row.set_text(s.get_folder(_KEY + "partners"))
+        self.output_row.set_text(s.get_folder(_KEY + "output"))
         (self.masks_radio if s.get_bool(_KEY + "masks", False) else self.trimaps_radio).setChecked(True)
         self.band.setValue(s.get_int(_KEY + "band", 10, 0, 500))
-        kinds = set(s.get_list(_KEY + "outputs")) or {"alpha"}
-        self.alpha_check.setChecked("alpha" in kinds)
-        self.cutout_check.setChecked("cutout" in kinds)
-        self.composite_check.setChecked("composite" in kinds)
-        self.bg_kind.setCurrentIndex(max(0, self.bg_kind.findData(s.get_str(_KEY + "background_kind"))))
-        color = QColor(s.get_str(_KEY + "background_color", "#ffffff"))
-        self._bg_color = color if color.isValid() else QColor("#ffffff")
-        self._update_color_button()
-        self.bg_image.setText(s.get_str(_KEY + "background_image"))
+        kinds = set(s.get_list(_KEY + "outputs"))
+        if kinds:  # the outputs chosen last time; else what the preview shows (already set)
+            self.alpha_check.setChecked("alpha" in kinds)
+            self.cutout_check.setChecked("cutout" in kinds)
+            self.composite_check.setChecked("composite" in kinds)
+            self.bg_kind.setCurrentIndex(max(0, self.bg_kind.findData(s.get_str(_KEY + "background_kind"))))
+            color = QColor(s.get_str(_KEY + "background_color", "#ffffff"))
+            self._bg_color = color if color.isValid() else QColor("#ffffff")
+            self._update_color_button()
+            self.bg_image.setText(s.get_folder(_KEY + "background_image"))
         self.depth.setCurrentIndex(1 if s.get_int(_KEY + "depth", 8) == 16 else 0)
         self.recursive_check.setChecked(s.get_bool(_KEY + "recursive", False))
 
@@ -636,15 +678,15 @@ class BatchDialog(QDialog):
         s = self.settings
         if s is None:
             return
-        s.set(_KEY + "images", request.images_dir)
-        s.set(_KEY + "partners", request.partners_dir)
-        s.set(_KEY + "output", request.out_dir)
+        s.set_folder(_KEY + "images", request.images_dir)
+        s.set_folder(_KEY + "partners", request.partners_dir)
+        s.set_folder(_KEY + "output", request.out_dir)
         s.set(_KEY + "masks", request.use_masks)
         s.set(_KEY + "band", request.band)
         s.set(_KEY + "outputs", list(request.outputs))
         s.set(_KEY + "background_kind", str(self.bg_kind.currentData()))
         s.set(_KEY + "background_color", self._bg_color.name())
-        s.set(_KEY + "background_image", self.bg_image.text().strip())
+        s.set_folder(_KEY + "background_image", self.bg_image.text().strip())
         s.set(_KEY + "depth", request.depth)
         s.set(_KEY + "engine", request.engine.name)
         s.set(_KEY + "recursive", request.recursive)
@@ -907,16 +949,24 @@ class BatchDialog(QDialog):
 def open_batch_dialog(window: QMainWindow | QWidget | None, settings: Settings | None = None) -> BatchDialog:
     """Show the window's batch dialog (created on first use, then reused so a run stays visible).
 
-    Defaults come from the window: its settings, engine, weights and device.
+    Defaults come from the window: its settings, engine, weights and device, and
+    its preview pane (the outputs it shows, when none were remembered, and the
+    decontamination strength).
     """
     dialog = window.findChild(BatchDialog) if window is not None else None
     if dialog is None:
+        pane = getattr(window, "preview_pane", None)
+        color = getattr(pane, "color", None)
         dialog = BatchDialog(
             window,
             settings if settings is not None else getattr(window, "settings", None),
             engine=getattr(window, "engine_name", None),
             weights=getattr(window, "weights", None),
             device=getattr(window, "device", None),
+            preview_mode=getattr(pane, "mode", None),
+            preview_color=color.name() if isinstance(color, QColor) else None,
+            preview_background=getattr(pane, "background_path", None) or None,
+            decontamination=getattr(pane, "decontamination", None),
         )
     dialog.show()
     dialog.raise_()

@@ -46,14 +46,15 @@ __all__ = [
 
 ColorLike = Union[QColor, str, Qt.GlobalColor, tuple]
 
-TOOLS: tuple[str, str, str] = ("brush", "lasso", "outline")
+TOOLS: tuple[str, ...] = ("brush", "lasso", "outline", "box")
 
 # Retouchers read "clear = kept": foreground leaves the photo untouched,
-# background is darkened with a deep blue, and the unknown band is amber so
-# the edge to be matted stands out on skin, hair and sky alike.
+# background gets a light blue-violet tint (a dark one vanished on dark
+# photos), and the unknown band a light, half-transparent yellow, so the edge
+# to be matted stands out while hair still shows through it.
 DEFAULT_OVERLAY_COLORS: dict[int, QColor] = {
-    BACKGROUND: QColor(16, 24, 80, 255),
-    UNKNOWN: QColor(255, 196, 0, 255),
+    BACKGROUND: QColor(120, 110, 255, 255),
+    UNKNOWN: QColor(255, 236, 110, 140),
     FOREGROUND: QColor(0, 0, 0, 0),
 }
 DEFAULT_OVERLAY_OPACITY = 0.55
@@ -117,7 +118,7 @@ class _BrushCursor(QGraphicsItem):
 
 
 class TrimapCanvas(ImageView):
-    """Photo + trimap overlay with brush, lasso and outline tools.
+    """Photo + trimap overlay with brush, lasso, outline and box tools.
 
     Signals:
       ``trimapEdited(Box)``  after each finished edit that changed pixels
@@ -128,6 +129,10 @@ class TrimapCanvas(ImageView):
       ``historyChanged()``   undo/redo availability or texts may have changed.
       ``brushSizeChanged(int)``, ``labelChanged(int)``, ``toolChanged(str)``.
       ``pixelHovered(int, int)`` image pixel (x, y) under the mouse; (-1, -1) off the image.
+      ``boxSelected(object)`` the box tool's drag ended: (x0, y0, x1, y1) in image pixels
+        (floats, x0 <= x1, y0 <= y1); the canvas itself changes nothing.
+      ``outlineCompleted(object)`` the outline tool's outline was applied (after its
+        ``trimapEdited``): the list of (x, y) points, for a quick selection.
       plus ImageView's ``zoomChanged(float)`` and ``viewChanged()``.
     """
 
@@ -139,6 +144,8 @@ class TrimapCanvas(ImageView):
     labelChanged = Signal(int)
     toolChanged = Signal(str)
     pixelHovered = Signal(int, int)
+    boxSelected = Signal(object)
+    outlineCompleted = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -148,6 +155,7 @@ class TrimapCanvas(ImageView):
         self._brush_exact = 40.0  # fractional size so touchpad wheel steps add up
         self._stroke_last: QPointF | None = None
         self._lasso: list[QPointF] | None = None
+        self._box: list[QPointF] | None = None  # [start, current] while the box tool drags
         self._hover_pixel = (-1, -1)
         self._mouse_inside = False
         self._doc = TrimapDocument()
@@ -320,8 +328,9 @@ class TrimapCanvas(ImageView):
         return self._tool
 
     def set_tool(self, tool: str) -> None:
-        """"brush", "lasso" (fill the outline with the label) or "outline" (outside
-        -> background, inside -> unknown, existing foreground kept)."""
+        """"brush", "lasso" (fill the outline with the label), "outline" (outside
+        -> background, inside -> unknown, existing foreground kept; then
+        ``outlineCompleted``) or "box" (drag a rectangle: ``boxSelected``)."""
         if tool not in TOOLS:
             raise ValueError(f"tool must be one of {TOOLS}, not {tool!r}")
         if tool == self._tool:
@@ -367,7 +376,7 @@ class TrimapCanvas(ImageView):
 
     def is_painting(self) -> bool:
         """True between the press and the release of a brush stroke or lasso."""
-        return self._stroke_last is not None or self._lasso is not None
+        return self._stroke_last is not None or self._lasso is not None or self._box is not None
 
     # stroke -------------------------------------------------------------------
 
@@ -417,12 +426,40 @@ class TrimapCanvas(ImageView):
         if len(points) >= 3:
             if self._tool == "outline":
                 box = self._doc.outline_polygon(points, "Outline")
+                if box is not None:
+                    self.outlineCompleted.emit(points)
             else:
                 box = self._doc.fill_polygon(points, self._label, f"Lasso {_LABEL_NAMES[self._label]}")
         self.strokeFinished.emit(box is not None)
 
+    # box ----------------------------------------------------------------------
+
+    def _begin_box(self, pos: QPointF) -> None:
+        self.strokeStarted.emit()
+        self._box = [pos, pos]
+
+    def _continue_box(self, pos: QPointF) -> None:
+        assert self._box is not None
+        old = QRectF(self._box[0], self._box[1]).normalized()
+        self._box[1] = pos
+        new = QRectF(self._box[0], self._box[1]).normalized()
+        a, b = self.map_from_image(old.united(new).topLeft()), self.map_from_image(old.united(new).bottomRight())
+        self.viewport().update(QRectF(a, b).normalized().toAlignedRect().adjusted(-3, -3, 3, 3))
+
+    def _end_box(self) -> None:
+        start, end = self._box or (QPointF(), QPointF())
+        self._box = None
+        self.viewport().update()
+        x0, x1 = sorted((start.x(), end.x()))
+        y0, y1 = sorted((start.y(), end.y()))
+        self.strokeFinished.emit(False)
+        self.boxSelected.emit((x0, y0, x1, y1))
+
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
         super().drawForeground(painter, rect)
+        if self._box is not None:
+            self._draw_box(painter)
+            return
         if not self._lasso or len(self._lasso) < 2:
             return
         poly = QPolygonF(self._lasso)
@@ -437,8 +474,23 @@ class TrimapCanvas(ImageView):
         painter.drawPolyline(poly)
         painter.restore()
 
+    def _draw_box(self, painter: QPainter) -> None:
+        assert self._box is not None
+        r = QRectF(self._box[0], self._box[1]).normalized()
+        painter.save()
+        dark = QPen(QColor(0, 0, 0), 1.0)
+        dark.setCosmetic(True)
+        light = QPen(QColor(255, 255, 255), 1.0, Qt.PenStyle.DashLine)
+        light.setCosmetic(True)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(dark)
+        painter.drawRect(r)
+        painter.setPen(light)
+        painter.drawRect(r)
+        painter.restore()
+
     def _abort_active_operation(self, keep_stroke: bool = False) -> None:
-        """End a stroke (committing it when ``keep_stroke``) or drop a lasso in progress."""
+        """End a stroke (committing it when ``keep_stroke``) or drop a lasso or box in progress."""
         if self._stroke_last is not None:
             self._stroke_last = None
             if keep_stroke:
@@ -449,6 +501,10 @@ class TrimapCanvas(ImageView):
                 self.strokeFinished.emit(False)
         if self._lasso is not None:
             self._lasso = None
+            self.viewport().update()
+            self.strokeFinished.emit(False)
+        if self._box is not None:
+            self._box = None
             self.viewport().update()
             self.strokeFinished.emit(False)
 
@@ -513,6 +569,8 @@ class TrimapCanvas(ImageView):
             pos = self.map_to_image(event.position())
             if self._tool == "brush":
                 self._begin_stroke(pos)
+            elif self._tool == "box":
+                self._begin_box(pos)
             else:
                 self._begin_lasso(pos)
             event.accept()
@@ -529,6 +587,8 @@ class TrimapCanvas(ImageView):
             self._continue_stroke(pos)
         elif self._lasso is not None:
             self._continue_lasso(pos)
+        elif self._box is not None:
+            self._continue_box(pos)
         self._update_brush_cursor(pos)
         self._set_hover_pixel(pos)
         event.accept()
@@ -546,6 +606,9 @@ class TrimapCanvas(ImageView):
             elif self._lasso is not None:
                 self._continue_lasso(self.map_to_image(event.position()))
                 self._end_lasso()
+            elif self._box is not None:
+                self._continue_box(self.map_to_image(event.position()))
+                self._end_box()
             event.accept()
             return
         event.ignore()

@@ -9,7 +9,9 @@ see a modal dialog.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,12 +20,15 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox, QColorDialog, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
     QGridLayout, QGroupBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox,
-    QPushButton, QToolButton, QVBoxLayout, QWidget,
+    QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
 from dim_studio.atomic import check_outputs
+from dim_studio.compose import DEFAULT_DECONTAMINATION
 from dim_studio.errors import DimStudioError
 from dim_studio.images import IMAGE_SUFFIXES
+
+from .settings import absolute_path
 
 IMAGE_FILTER = "Images ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
 PNG_FILTER = "PNG images (*.png);;TIFF images (*.tif *.tiff);;All files (*)"
@@ -137,6 +142,8 @@ class ExportOptions:
     background_kind: str = BG_COLOR
     background_color: str = "#ffffff"
     background_image: str = ""
+    # Edge colours of the cutout and composite (compose.decontaminate): 0 = the photo's, 1 = the estimate.
+    decontaminate: float = DEFAULT_DECONTAMINATION
 
     @property
     def background_spec(self) -> str | None:
@@ -183,8 +190,96 @@ class _PathRow(QWidget):
         return text if self.check.isChecked() and text else None
 
 
+def strength_percent(strength: float | None) -> int:
+    """A decontamination strength (0-1; None or nonsense: the default) as a whole percentage."""
+    try:
+        value = float(DEFAULT_DECONTAMINATION if strength is None else strength)
+    except (TypeError, ValueError):
+        value = DEFAULT_DECONTAMINATION
+    if not math.isfinite(value):
+        value = DEFAULT_DECONTAMINATION
+    return int(round(100 * min(1.0, max(0.0, value))))
+
+
+class StrengthSlider(QWidget):
+    """[------o----] 100 %: the decontamination strength, shared by the export and batch dialogs."""
+
+    def __init__(self, strength: float | None = None) -> None:
+        super().__init__()
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 100)
+        self.slider.setSingleStep(5)
+        self.slider.setPageStep(25)
+        self.label = QLabel()
+        self.label.setMinimumWidth(self.label.fontMetrics().horizontalAdvance("100 %") + 4)
+        tip = ("How far the colours of soft edges move from the photo's own (0 %: the old "
+               "background's colour stays in hair and blur) to the estimated foreground colour "
+               "(100 %). The alpha is the same either way.")
+        self.slider.setToolTip(tip)
+        self.slider.valueChanged.connect(self._show)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.label)
+        self.slider.setValue(strength_percent(strength))
+        self._show(self.slider.value())
+
+    def _show(self, value: int) -> None:
+        self.label.setText(f"{value} %")
+
+    def strength(self) -> float:
+        return self.slider.value() / 100.0
+
+    def set_strength(self, strength: float | None) -> None:
+        self.slider.setValue(strength_percent(strength))
+
+
+def export_folder(photo_path: str, fallback: str) -> Path:
+    """Where exports are proposed: the photo's own folder (absolute), or ``fallback`` when that
+    folder cannot be written (the bundled sample, a read-only card)."""
+    photo_dir = Path(absolute_path(photo_path)).parent
+    if photo_dir.is_dir() and os.access(photo_dir, os.W_OK):
+        return photo_dir
+    if fallback and Path(fallback).expanduser().is_absolute():
+        return Path(absolute_path(fallback))
+    return Path.home()
+
+
+def preview_defaults(
+    mode: str | None, color: str | None = None, background: str | None = None,
+) -> ExportOptions:
+    """What to preselect for a preview ``mode`` (``workflows.preview.PreviewMode``): what it shows.
+
+    "alpha" and "overlay" (a mask shown over the photo) or no mode: the alpha.
+    Any other mode shows a cutout: the RGBA cutout, and for "color" / "image"
+    / "black" / "white" also the composite over that colour / image (when
+    there is one). Only which files are checked and the
+    background come from this; the paths are proposed by the dialog.
+    """
+    if mode is None or str(mode) in ("alpha", "overlay"):
+        return ExportOptions("x", None, None)
+    mode = str(mode)  # PreviewMode's "color" and "image" are BG_COLOR and BG_IMAGE
+    if mode in ("black", "white"):
+        return ExportOptions(None, "x", "x", background_kind=BG_COLOR,
+                             background_color="#000000" if mode == "black" else "#ffffff")
+    if mode == BG_COLOR:
+        valid = QColor(color or "")
+        return ExportOptions(None, "x", "x", background_kind=BG_COLOR,
+                             background_color=valid.name() if valid.isValid() else "#ffffff")
+    if mode == BG_IMAGE and background:
+        return ExportOptions(None, "x", "x", background_kind=BG_IMAGE, background_image=str(background))
+    return ExportOptions(None, "x", None)
+
+
 class ExportDialog(QDialog):
-    """Choose outputs: alpha, RGBA cutout, composite over a colour, image or checkerboard."""
+    """Choose outputs: alpha, RGBA cutout, composite over a colour, image or checkerboard.
+
+    The files are proposed next to the photo, as absolute paths
+    (``<stem>_alpha.png``, ``<stem>_cutout.png``, ``<stem>_composite.png``);
+    which are checked follows ``defaults``, else the preview's mode
+    (``preview_defaults``). ``decontamination`` is the slider's start (the
+    preview's strength).
+    """
 
     def __init__(
         self,
@@ -193,24 +288,30 @@ class ExportDialog(QDialog):
         folder: str,
         defaults: ExportOptions | None = None,
         protected: tuple[str, ...] = (),
+        *,
+        preview_mode: str | None = None,
+        preview_color: str | None = None,
+        preview_background: str | None = None,
+        decontamination: float | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
         self._protected = dict(zip(("the photo", "its trimap"), protected))
         stem = Path(photo_path).stem
-        d = defaults or ExportOptions(None, None, None)
+        self.folder = export_folder(photo_path, folder)
+        d = defaults or preview_defaults(preview_mode, preview_color, preview_background)
+        if defaults is None:
+            d = replace(d, decontaminate=strength_percent(decontamination) / 100)
 
         def default(kind: str) -> str:
-            return str(Path(folder) / f"{stem}_{kind}.png")
+            return str(self.folder / f"{stem}_{kind}.png")
 
         def browse(current: str) -> str | None:
-            return get_save_path(self, "Export to", current or folder)
+            return get_save_path(self, "Export to", current or str(self.folder))
 
-        self.alpha_row = _PathRow("Alpha matte", default("alpha"), True, browse)
+        self.alpha_row = _PathRow("Alpha matte", default("alpha"), d.alpha_path is not None, browse)
         self.cutout_row = _PathRow("RGBA cutout", default("cutout"), d.cutout_path is not None, browse)
         self.composite_row = _PathRow("Composite", default("composite"), d.composite_path is not None, browse)
-        if defaults is not None:
-            self.alpha_row.check.setChecked(defaults.alpha_path is not None)
 
         files = QGroupBox("Files")
         grid = QGridLayout(files)
@@ -218,11 +319,12 @@ class ExportDialog(QDialog):
             grid.addWidget(row.check, r, 0)
             grid.addWidget(row.edit, r, 1)
             grid.addWidget(row.button, r, 2)
-        hint = QLabel("The cutout's colours are the estimated foreground, so no old background "
-                      "shows through hair and soft edges.")
+        hint = QLabel("Decontaminating gives soft edges the estimated foreground colour, so no old "
+                      "background shows through hair; 0 % keeps the photo's own colours.")
         hint.setWordWrap(True)
         hint.setStyleSheet("color: palette(mid);")
         grid.addWidget(hint, 3, 0, 1, 3)
+        self.decontaminate = StrengthSlider(d.decontaminate)
 
         self.depth = QComboBox()
         self.depth.addItem("8 bit", 8)
@@ -253,6 +355,7 @@ class ExportDialog(QDialog):
         form = QFormLayout(options)
         form.addRow("Bit depth:", self.depth)
         form.addRow("Composite background:", bg_row)
+        form.addRow("Decontaminate edge colours:", self.decontaminate)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
@@ -265,6 +368,7 @@ class ExportDialog(QDialog):
         layout.addWidget(buttons)
         self.bg_kind.currentIndexChanged.connect(self._sync_background)
         self.composite_row.check.toggled.connect(self._sync_background)
+        self.cutout_row.check.toggled.connect(self._sync_background)
         self._sync_background()
 
     def _update_color_button(self) -> None:
@@ -292,6 +396,8 @@ class ExportDialog(QDialog):
         self.bg_browse.setVisible(kind == BG_IMAGE)
         self.bg_image.setEnabled(on)
         self.bg_browse.setEnabled(on)
+        # The strength changes only the colours of the cutout and the composite.
+        self.decontaminate.setEnabled(on or self.cutout_row.check.isChecked())
 
     def options(self) -> ExportOptions:
         return ExportOptions(
@@ -302,6 +408,7 @@ class ExportDialog(QDialog):
             background_kind=str(self.bg_kind.currentData()),
             background_color=self._color.name(),
             background_image=self.bg_image.text().strip(),
+            decontaminate=self.decontaminate.strength(),
         )
 
     def problem(self) -> str | None:
@@ -344,9 +451,14 @@ def ask_export_options(
     folder: str,
     defaults: ExportOptions | None = None,
     protected: tuple[str, ...] = (),
+    **preview: object,
 ) -> ExportOptions | None:
-    """Show the export dialog; None when cancelled."""
-    dialog = ExportDialog(parent, photo_path, folder, defaults, protected)
+    """Show the export dialog; None when cancelled.
+
+    ``preview``: ``ExportDialog``'s preview_mode, preview_color,
+    preview_background and decontamination (what the preview pane shows).
+    """
+    dialog = ExportDialog(parent, photo_path, folder, defaults, protected, **preview)  # type: ignore[arg-type]
     dialog.setWindowModality(Qt.WindowModality.WindowModal)
     if dialog.exec() != QDialog.DialogCode.Accepted:
         return None

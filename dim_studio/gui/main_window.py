@@ -44,6 +44,7 @@ from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN, trimap_from_mask
 from . import dialogs
 from .batch_dialog import open_batch_dialog
 from .preview import PreviewController
+from .quick_select import QuickSelectController
 from .settings import Settings
 from .finetune_dialog import open_finetune_dialog
 from .weights_chooser import choose_weights
@@ -76,8 +77,8 @@ def hint_for_labels(present: frozenset[int] | None) -> str:
         return "Open a photo (Ctrl+O) or drop one here."
     has_fg, has_unknown, has_bg = FOREGROUND in present, UNKNOWN in present, BACKGROUND in present
     if not has_unknown and not has_fg:
-        return ("Quick start: press O and draw around the subject — outside becomes background, "
-                "inside unknown. Then press 1 and paint the parts that are surely the subject.")
+        return ("Quick start: press Q and drag a box round the subject (or press O and draw its "
+                "outline); GrabCut finds it and makes the trimap.")
     if not has_fg:
         return "Now press 1 and paint over the parts that are surely the subject (foreground)."
     if not has_unknown:
@@ -155,6 +156,7 @@ class MainWindow(QMainWindow):
         self.canvas = self.ui.canvas
         self.preview_pane = self.ui.preview
         self.preview = PreviewController(self.preview_lane, self.preview_pane, self._make_preview_request, self)
+        self.quick_select = QuickSelectController(self)  # box/outline -> GrabCut, band slider, tighten
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setSingleShot(True)
         self.autosave_timer.setInterval(1000)
@@ -605,9 +607,13 @@ class MainWindow(QMainWindow):
             return
         if self._export_id is not None:
             return
+        pane = self.preview_pane  # the dialog proposes what the preview shows
         options = dialogs.ask_export_options(
             self, self.image_path, self.settings.last_folder("export"),
             protected=(self.image_path, self.trimap_path or ""),
+            preview_mode=pane.mode, preview_color=pane.color.name(),
+            preview_background=getattr(pane, "background_path", "") or None,
+            decontamination=getattr(pane, "decontamination", None),
         )
         if options is None:
             return
@@ -626,6 +632,7 @@ class MainWindow(QMainWindow):
             self.image, trimap, self.engine_choice(),
             alpha_path=options.alpha_path, cutout_path=options.cutout_path,
             composite_path=options.composite_path, background=background, depth=options.depth,
+            decontaminate=options.decontaminate,
             inputs={"the photo": self.image_path, "its trimap": self.trimap_path,
                     "the background image": options.background_image or None},
         )
@@ -733,6 +740,7 @@ class MainWindow(QMainWindow):
         self.preview.timer.stop()
         self.preview_lane.shutdown()
         self.export_lane.shutdown()
+        self.quick_select.shutdown()
         self.tasks.shutdown()
         super().closeEvent(event)
 

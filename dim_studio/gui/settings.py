@@ -9,6 +9,10 @@ the override works the same everywhere and a user can read or delete it.
 Values are read through typed accessors: QSettings returns strings from ini
 files, and a corrupt or hand-edited value must fall back to the default
 rather than crash the window at start-up.
+
+Paths are stored absolute (``absolute_path``), so what is proposed next time
+never depends on the directory the program happened to be started from; a
+relative path left by an older version is ignored on reading.
 """
 
 from __future__ import annotations
@@ -26,6 +30,20 @@ MAX_RECENT = 10
 
 def settings_path() -> Path:
     return user_config_dir() / SETTINGS_FILE_NAME
+
+
+def absolute_path(path: str | Path) -> str:
+    """``path`` made absolute (``~`` expanded, links and ``..`` resolved), as stored in the settings."""
+    p = Path(path).expanduser()
+    try:
+        return str(p.resolve())
+    except (OSError, RuntimeError):  # a link loop, an unreadable parent
+        return str(p.absolute())
+
+
+def _stored_absolute(value: str) -> str:
+    """A stored path, or "" when it is empty or relative (written by an older version)."""
+    return value if value and Path(value).expanduser().is_absolute() else ""
 
 
 _Number = TypeVar("_Number", int, float)
@@ -87,24 +105,33 @@ class Settings:
 
     # -- named settings -----------------------------------------------------------
 
+    def get_folder(self, key: str) -> str:
+        """An absolute folder stored under ``key``; "" when none, or a relative one from an old file."""
+        return _stored_absolute(self.get_str(key))
+
+    def set_folder(self, key: str, path: str | Path | None) -> None:
+        """Store ``path`` absolute ("" stays "")."""
+        text = str(path).strip() if path is not None else ""
+        self.set(key, absolute_path(text) if text else "")
+
     def last_folder(self, kind: str) -> str:
-        """The folder last used for ``kind`` ('image', 'trimap', 'export', 'mask', 'background')."""
-        folder = self.get_str(f"folders/{kind}")
+        """The folder last used for ``kind`` ('image', 'trimap', 'export', 'mask', 'background'), absolute."""
+        folder = self.get_folder(f"folders/{kind}")
         if folder and Path(folder).is_dir():
             return folder
         # Falling back to the photo's folder is what one wants for trimaps and exports.
-        image_folder = self.get_str("folders/image")
+        image_folder = self.get_folder("folders/image")
         return image_folder if image_folder and Path(image_folder).is_dir() else str(Path.home())
 
     def set_last_folder(self, kind: str, path: str | Path) -> None:
-        p = Path(path)
+        p = Path(absolute_path(path))
         self.set(f"folders/{kind}", str(p if p.is_dir() else p.parent))
 
     def recent_files(self) -> list[str]:
-        return self.get_list("recent/files")[:MAX_RECENT]
+        return [f for f in self.get_list("recent/files") if _stored_absolute(f)][:MAX_RECENT]
 
     def add_recent_file(self, path: str | Path) -> list[str]:
-        entry = str(Path(path).resolve())
+        entry = absolute_path(path)
         files = [f for f in self.recent_files() if f != entry]
         files.insert(0, entry)
         files = files[:MAX_RECENT]

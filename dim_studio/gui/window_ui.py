@@ -29,7 +29,10 @@ from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
 
 from . import dialogs
 from .canvas import DEFAULT_OVERLAY_COLORS, DEFAULT_OVERLAY_OPACITY, TrimapCanvas
-from .preview import PANE_HEADER_HEIGHT, PREVIEW_MODES, PreviewPane
+from .preview import (
+    COMPARE_KEY, CYCLE_MODE_KEY, PANE_HEADER_HEIGHT, PREVIEW_MODE_KEYS, PREVIEW_MODES, CompareKey, PreviewPane,
+)
+from .quick_select import create_quick_select_toolbar
 
 if TYPE_CHECKING:  # pragma: no cover
     from .main_window import MainWindow
@@ -52,6 +55,10 @@ _STYLE = """
 #hint {
     background: rgba(24, 24, 28, 215); color: #f0f0f0; border-radius: 6px;
     padding: 8px 12px;
+}
+#toolSummary {
+    background: palette(base); color: palette(text); border: 1px solid palette(mid);
+    border-radius: 4px; padding: 1px 8px;
 }
 QToolBar { spacing: 3px; }
 """
@@ -103,7 +110,15 @@ def tool_icon(tool: str) -> QIcon:
         p.setBrush(QColor(255, 196, 0, 150))
         p.drawPolygon(QPolygonF([QPointF(6, 26), QPointF(9, 8), QPointF(20, 4), QPointF(27, 16), QPointF(19, 27)]))
 
-    return _icon({"brush": brush, "lasso": lasso, "outline": outline}[tool])
+    def box(p: QPainter) -> None:
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(255, 196, 0, 150))
+        p.drawEllipse(QPointF(16, 17), 7, 8)
+        p.setPen(_pen(2.2, style=Qt.PenStyle.DashLine))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(5, 5, 22, 23)
+
+    return _icon({"brush": brush, "lasso": lasso, "outline": outline, "box": box}[tool])
 
 
 def trimap_icon() -> QIcon:
@@ -166,7 +181,7 @@ class WindowUi:
         row.setContentsMargins(8, 2, 8, 2)
         row.addWidget(QLabel("<b>Trimap</b>"))
         self.tool_summary = QLabel()
-        self.tool_summary.setStyleSheet("color: palette(mid);")
+        self.tool_summary.setObjectName("toolSummary")  # a box with contrast, see _STYLE
         row.addSpacing(8)
         row.addWidget(self.tool_summary)
         row.addStretch(1)
@@ -234,13 +249,18 @@ class WindowUi:
                                     "Make the trimap from a mask file: an unknown band along its edge")
         self.clear_action = act("&Clear trimap", window.clear_trimap, None,
                                 "Set the whole trimap to background (undoable)")
+        # Connected by the quick-selection controller (quick_select.py), which also enables it.
+        self.tighten_action = act("&Tighten from the matte", None, "Ctrl+T",
+                                  "Make the unknown pixels whose alpha is confidently 0 or 1 known")
+        self.tighten_action.setIconText("Tighten")
 
         self.tool_actions: dict[str, QAction] = {}
         tool_group = QActionGroup(window)
         for tool, text, key, tip in (
             ("brush", "&Brush", "B", "Paint the current label"),
             ("lasso", "&Lasso", "L", "Fill a drawn outline with the current label"),
-            ("outline", "&Outline", "O", "Draw around the subject: outside becomes background, inside unknown"),
+            ("outline", "&Outline", "O", "Draw around the subject: GrabCut finds it inside the outline"),
+            ("box", "Bo&x select", "Q", "Drag a box round the subject: GrabCut finds it and makes the trimap"),
         ):
             a = act(text, None, key, tip, tool_icon(tool), checkable=True)
             a.setIconText(text.replace("&", ""))
@@ -279,11 +299,28 @@ class WindowUi:
         self.mode_actions: dict[str, QAction] = {}
         mode_group = QActionGroup(window)
         for key, text in PREVIEW_MODES:
-            a = act(text, None, None, "What the preview shows", checkable=True)
+            a = act(text, None, PREVIEW_MODE_KEYS.get(key), f"Preview: {text.lower()}", checkable=True)
             a.triggered.connect(lambda _=False, k=key: self.preview.set_mode(k))
             mode_group.addAction(a)
             self.mode_actions[key] = a
         self.preview.modeChanged.connect(lambda m: self.mode_actions[m].setChecked(True))
+        self.cycle_mode_action = act("Next preview mode", lambda: self.preview.cycle_mode(1), CYCLE_MODE_KEY,
+                                     "Cycle through what the preview shows")
+        self.cycle_back_action = act("Previous preview mode", lambda: self.preview.cycle_mode(-1),
+                                     f"Shift+{CYCLE_MODE_KEY}", "Cycle back through what the preview shows")
+        self.compare = CompareKey(self.preview, parent=window)
+        self.preview.photo_provider = lambda: self.canvas._photo.qimage()  # the canvas's QImage: no conversion
+        self.compare_action = act("Compare with the original (hold)", self.compare.press, COMPARE_KEY,
+                                  "Hold to see the original photo in the preview pane; release to return")
+        self.compare_action.setAutoRepeat(False)
+        self.preview_overlay_action = act("Mask overlay colour and opacity…", self.choose_preview_overlay, None,
+                                          "The tint the Mask overlay preview lays where the matte is transparent")
+        self.preview.overlayColorRequested.connect(self.choose_preview_overlay)
+        self.preview.decontaminationChanged.connect(self._on_decontamination)
+        self.preview.busyTextChanged.connect(self._on_preview_busy)
+        self._preview_status = "Preview: —"
+        self.shortcuts_action = act("&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents,
+                                    "Every keyboard shortcut and mouse gesture")
         self.preview.colorRequested.connect(self.choose_preview_color)
         self.preview.backgroundRequested.connect(self.choose_preview_background)
 
@@ -305,6 +342,7 @@ class WindowUi:
         self.edit_menu.addSeparator()
         self.edit_menu.addAction(self.from_mask_action)
         self.edit_menu.addAction(self.clear_action)
+        self.edit_menu.addAction(self.tighten_action)
         self.tools_menu = mb.addMenu("&Tools")
         for a in self.tool_actions.values():
             self.tools_menu.addAction(a)
@@ -329,6 +367,9 @@ class WindowUi:
         mode_menu = self.view_menu.addMenu("Preview &shows")
         for a in self.mode_actions.values():
             mode_menu.addAction(a)
+        mode_menu.addSeparator()
+        for a in (self.cycle_mode_action, self.cycle_back_action, self.compare_action, self.preview_overlay_action):
+            mode_menu.addAction(a)
         res_menu = self.view_menu.addMenu("Preview &resolution")
         for a in self.resolution_actions.values():
             res_menu.addAction(a)
@@ -336,6 +377,7 @@ class WindowUi:
         self.toolbars_menu = self.view_menu.addMenu("Tool&bars")
         self.help_menu = mb.addMenu("&Help")
         self.help_menu.addAction("&Quick start", self.show_quick_start)
+        self.help_menu.addAction(self.shortcuts_action)
         self.help_menu.addAction("&About DIM Studio", self.show_about)
 
         # --- toolbars ---------------------------------------------------------------------
@@ -381,6 +423,8 @@ class WindowUi:
         tb.addSeparator()
         for a in self.label_actions.values():
             tb.addAction(a)
+        self.quick_bar = create_quick_select_toolbar(window, self.tighten_action)
+        self.toolbars_menu.addAction(self.quick_bar.toggleViewAction())
         eb = fb
         self.engine_combo = QComboBox()
         self.engine_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
@@ -463,6 +507,11 @@ class WindowUi:
             self.mode_actions[self.preview.mode].setChecked(True)
             color = QColor(st.get_str("preview/color", "#ffffff"))
             self.preview.set_color(color if color.isValid() else QColor("white"))
+            overlay = QColor(st.get_str("preview/overlay_color"))
+            self.preview.set_overlay(overlay if overlay.isValid() else self.preview.overlay_color,
+                                     st.get_float("preview/overlay_opacity", self.preview.overlay_opacity, 0.0, 1.0))
+            self.preview.set_decontamination(
+                st.get_float("preview/decontaminate", self.preview.decontamination, 0.0, 1.0))
             background = st.get_str("preview/background")
             if background and Path(background).is_file():
                 self.load_preview_background(background, quiet=True)
@@ -559,12 +608,21 @@ class WindowUi:
         else:
             self.device_label.setText(f"Device: {self.device_combo.currentText()}")
 
+    def _on_preview_busy(self, text: str) -> None:
+        """The status bar says what the pane says: computing (with the percentage after a second)."""
+        if text:
+            self.preview_label.setText("Preview: computing…" + text.split("…", 1)[-1])
+        elif self.preview_label.text().startswith("Preview: computing"):
+            self.preview_label.setText(self._preview_status)
+
     def show_preview_status(self, result: "PreviewResult") -> None:
         h, w = result.work_size
         scale = "" if result.scale >= 1.0 else f" (×{result.scale:.2f})"
         text = f"Preview: {result.seconds:.2f} s at {w}×{h}{scale}"
-        self.preview_label.setText(text)
-        self.preview.info.setText(f"{result.seconds:.2f} s · {w}×{h}{scale}")
+        self._preview_status = text
+        if not self.preview.is_busy:  # the alpha-only stage of a cut-out: still computing
+            self.preview_label.setText(text)
+        self.preview.set_timing(f"{result.seconds:.2f} s · {w}×{h}{scale}")
         self.device_label.setText(f"Device: {result.device_label}")
 
     # -- small slots ---------------------------------------------------------------------
@@ -580,7 +638,8 @@ class WindowUi:
 
     def _update_summary(self) -> None:
         tool = self.canvas.tool
-        what = "outside → background, inside → unknown" if tool == "outline" else label_name(self.canvas.label)
+        what = {"outline": "draw round the subject", "box": "drag a box round the subject"}.get(
+            tool, label_name(self.canvas.label))
         self.tool_summary.setText(f"{tool.capitalize()} · {what}")
 
     def _on_brush_size(self, size: int) -> None:
@@ -669,6 +728,24 @@ class WindowUi:
             self.preview.set_color(color)
             self.w.settings.set("preview/color", color.name())
 
+    def choose_preview_overlay(self) -> None:
+        """The mask overlay's tint and opacity, in one colour dialog (its alpha is the opacity)."""
+        initial = self.preview.overlay_color
+        initial.setAlphaF(self.preview.overlay_opacity)
+        color = QColorDialog.getColor(initial, self.w, "Mask overlay colour and opacity",
+                                      QColorDialog.ColorDialogOption.ShowAlphaChannel)
+        if color.isValid():
+            self.set_preview_overlay(color, color.alphaF())
+
+    def set_preview_overlay(self, color: QColor, opacity: float) -> None:
+        self.preview.set_overlay(color, opacity)
+        self.w.settings.set("preview/overlay_color", self.preview.overlay_color.name())
+        self.w.settings.set("preview/overlay_opacity", f"{self.preview.overlay_opacity:.3f}")
+
+    def _on_decontamination(self, strength: float) -> None:
+        if not self._restoring:
+            self.w.settings.set("preview/decontaminate", f"{strength:.2f}")
+
     def choose_preview_background(self) -> None:
         path = dialogs.get_open_path(self.w, "Background photo for the preview",
                                      self.w.settings.last_folder("background"))
@@ -696,12 +773,19 @@ class WindowUi:
     def show_quick_start(self) -> None:
         dialogs.show_info(self.w, "Quick start", "\n\n".join([
             "1. Open a photo (Ctrl+O, or drop it on the window).",
-            "2. Press O and draw around the subject: outside becomes background, inside unknown.",
-            "3. Press 1 and paint the parts that are surely the subject (foreground); "
-            "2 paints background, 3 the unknown band. [ and ] change the brush size.",
+            "2. Press Q and drag a box round the subject (or O and draw its outline): GrabCut finds it "
+            "and makes the trimap. The Band slider widens or narrows the unknown band.",
+            "3. Where the selection is wrong, paint with 1 (foreground) or 2 (background): it is found again "
+            "with your strokes. 3 paints unknown; [ and ] change the brush size. Once a preview is shown, "
+            "Edit > Tighten from the matte (Ctrl+T) narrows the band to where the alpha is fractional.",
             "4. The preview on the right updates after each stroke. Fix the trimap where the matte is wrong.",
             "5. Export (Ctrl+E): alpha, cutout or composite, computed at full resolution.",
         ]))
+
+    def show_shortcuts(self) -> None:
+        from .shortcuts import show_shortcuts
+
+        self.shortcuts_dialog = show_shortcuts(self.w)
 
     def show_about(self) -> None:
         from dim_studio.workflows.selftest import check_versions

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..engines import device as _devices
 from .config import ConfigError
 from .losses import stage_loss
 
@@ -37,9 +38,7 @@ def precision_for(choice: str, device: torch.device) -> torch.dtype | None:
             raise ConfigError("fp16 training needs a CUDA GPU; on the CPU use bf16 or fp32")
         if choice == "auto":
             # Emulated bf16 is slower than fp32: only where the CPU has it natively.
-            native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
-                getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-            return torch.bfloat16 if native else None
+            return torch.bfloat16 if _devices.cpu_has_native_bf16() else None
         return torch.bfloat16
     if choice in ("bf16", "fp16"):
         raise ConfigError(f"mixed precision training is not supported on {device.type}; use fp32")

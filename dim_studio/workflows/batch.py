@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..batch import BatchEvent, BatchEventKind, BatchPlan, BatchReport, PlanStatus, plan_batch, run_batch
+from ..compose import DEFAULT_DECONTAMINATION
 from ..engines.base import Engine
 from ..errors import DimStudioError
+from ..export import check_decontamination
 from .engine_choice import OFFLINE_DEFAULT, EngineChoice
 from .jobs import JobContext
 
@@ -58,6 +60,8 @@ class BatchRequest:
     recursive: bool = False
     overwrite: bool = False
     retry_failed: bool = False
+    # Cutouts' and composites' edge colours: 0 = the photo's, 1 = the estimated foreground.
+    decontaminate: float = DEFAULT_DECONTAMINATION
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ def check_output_folder(out: Path) -> None:
 
 def plan_request(request: BatchRequest) -> BatchPlan:
     """Pair the photos and decide what to do with each; the output folder is ready to write."""
+    check_decontamination(request.decontaminate)  # a bad setting fails before any file is touched
     partners = request.partners_dir
     plan = plan_batch(
         request.images_dir, request.out_dir,
@@ -153,6 +158,7 @@ def run_planned(
     """
     return run_batch(
         plan, engine, band=request.band, background=request.background, depth=request.depth,
+        decontaminate=request.decontaminate,
         on_event=EventForwarder(ctx.partial), cancel=cancel, stop=stop,
     )
 

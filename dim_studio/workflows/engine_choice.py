@@ -3,6 +3,15 @@
 The command line's ``--engine/--weights/--device`` and the window's toolbar go
 through ``choose_engine``, the batch dialog (whose engine list is its own)
 through ``engine_options``: the same choices build the same engine everywhere.
+
+Precision is decided per purpose: exports, batches and evaluations use the
+engine's default (fp32 on the CPU) unless the user asks for one
+(``precision=``); the live preview asks for ``PREVIEW_PRECISION`` through
+``preview_options`` (bf16 autocast on a CPU with native bf16, fp16 on CUDA,
+else fp32). The preview's engine and the export's are then different
+``EngineCache`` entries, but they share one loaded network: the DIM engine's
+precision is an autocast setting, and ``engines.dim.load_model`` keeps one
+copy of the weights per file and device.
 """
 
 from __future__ import annotations
@@ -15,6 +24,9 @@ from ..engines import engine_info
 #: The engine used when there are no network weights: it needs no download.
 OFFLINE_DEFAULT = "closed-form"
 AUTO_DEVICE = "auto"
+#: What the live preview asks a network engine for: the fastest precision
+#: that is good enough to judge a matte (``engines.dim.PRECISIONS``).
+PREVIEW_PRECISION = "auto"
 
 
 @dataclass(frozen=True)
@@ -28,8 +40,13 @@ class EngineChoice:
     notes: tuple[str, ...] = ()
 
 
-def engine_options(name: str, *, weights: str | None = None, device: str | None = None) -> dict[str, Any]:
-    """Constructor options for engine ``name``: weights and device matter only to engines that load a network."""
+def engine_options(
+    name: str, *, weights: str | None = None, device: str | None = None, precision: str | None = None
+) -> dict[str, Any]:
+    """Constructor options for engine ``name``: weights, device and precision matter only to engines that load a network.
+
+    ``precision`` None keeps the engine's default (fp32 on the CPU, fp16 on CUDA).
+    """
     if not engine_info(name).needs_weights:
         return {}
     options: dict[str, Any] = {}
@@ -37,7 +54,20 @@ def engine_options(name: str, *, weights: str | None = None, device: str | None 
         options["weights"] = str(weights)
     if device and device != AUTO_DEVICE:
         options["device"] = device
+    if precision:
+        options["precision"] = precision
     return options
+
+
+def preview_options(choice: EngineChoice) -> dict[str, Any]:
+    """``choice``'s options for a live preview: a network engine gets ``PREVIEW_PRECISION``.
+
+    A precision the user chose explicitly is kept. Classical engines' options
+    are returned unchanged.
+    """
+    if not engine_info(choice.name).needs_weights or choice.options.get("precision"):
+        return dict(choice.options)
+    return {**choice.options, "precision": PREVIEW_PRECISION}
 
 
 def default_engine(weights: str | None = None) -> tuple[str, tuple[str, ...]]:
@@ -66,7 +96,7 @@ def default_engine_name(weights: str | None = None) -> str:
 
 
 def choose_engine(
-    name: str | None, *, weights: str | None = None, device: str | None = None
+    name: str | None, *, weights: str | None = None, device: str | None = None, precision: str | None = None
 ) -> EngineChoice:
     """The engine the user asked for (or the default, with its notes) and its options.
 
@@ -79,10 +109,12 @@ def choose_engine(
         resolved, notes = default_engine(weights)
     if device and device != AUTO_DEVICE and not engine_info(resolved).needs_weights:
         notes += (f"the {resolved} engine runs on the CPU; the device ({device}) applies only to the dim engine",)
-    return EngineChoice(resolved, engine_options(resolved, weights=weights, device=device), notes)
+    return EngineChoice(
+        resolved, engine_options(resolved, weights=weights, device=device, precision=precision), notes
+    )
 
 
 __all__ = [
-    "AUTO_DEVICE", "OFFLINE_DEFAULT", "EngineChoice", "choose_engine", "default_engine", "default_engine_name",
-    "engine_options",
+    "AUTO_DEVICE", "OFFLINE_DEFAULT", "PREVIEW_PRECISION", "EngineChoice", "choose_engine", "default_engine",
+    "default_engine_name", "engine_options", "preview_options",
 ]

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..atomic import check_outputs
 from ..engines.base import check_cancel, scaled_progress
-from ..export import write_outputs
+from ..compose import DEFAULT_DECONTAMINATION
+from ..export import check_decontamination, write_outputs
 from ..trimap_mirror import TrimapSnapshot, as_trimap
 from .engine_choice import EngineChoice
 from .jobs import JobContext
@@ -30,6 +31,9 @@ class ExportRequest:
     composite_path: str | None = None
     background: Any = None  # a BackgroundSpec for export.write_outputs, parsed before the job
     depth: int = 8
+    # How far the cut-out's and composite's edge colours move from the photo's
+    # towards the estimated foreground (0-1, compose.decontaminate); never the alpha.
+    decontaminate: float = DEFAULT_DECONTAMINATION
     # What the job must never write, by the name a user knows it by
     # ("the photo": path); checked before the engine runs.
     inputs: Mapping[str, str | None] = field(default_factory=dict)
@@ -54,6 +58,7 @@ def run_export(ctx: JobContext, request: ExportRequest) -> ExportResult:
     Refuses, before any work, outputs that would overwrite an input or each other.
     """
     check_outputs(request.outputs(), request.inputs)
+    check_decontamination(request.decontaminate)
     engine = ctx.engines.get(request.engine.name, request.engine.options)
     start = time.perf_counter()
     alpha = engine.estimate(
@@ -67,7 +72,7 @@ def run_export(ctx: JobContext, request: ExportRequest) -> ExportResult:
         request.image, alpha,
         alpha_path=request.alpha_path, cutout_path=request.cutout_path,
         composite_path=request.composite_path, background=request.background,
-        depth=request.depth,
+        depth=request.depth, decontaminate=request.decontaminate,
     )
     ctx.progress(1.0)
     return ExportResult(

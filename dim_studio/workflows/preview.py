@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from ..compose import DEFAULT_DECONTAMINATION, decontaminate
 from ..enums import TextEnum
 from ..export import Background, composite
 from ..trimap_mirror import TrimapSnapshot, as_trimap
-from .engine_choice import EngineChoice
+from .engine_choice import EngineChoice, preview_options
 from .jobs import JobContext
 from .preview_scale import (
     auto_pixel_budget, choose_scale, estimate_alpha_scaled, estimate_foreground_scaled,
@@ -27,10 +28,13 @@ from .preview_scale import (
 
 
 class PreviewMode(TextEnum):
-    """What the preview pane shows."""
+    """What the preview pane shows (in this order in its list and the View menu)."""
 
     ALPHA = "alpha"
+    OVERLAY = "overlay"
     CHECKERBOARD = "checkerboard"
+    BLACK = "black"
+    WHITE = "white"
     COLOR = "color"
     IMAGE = "image"
 
@@ -41,24 +45,46 @@ class PreviewMode(TextEnum):
     @property
     def needs_foreground(self) -> bool:
         """Cutout modes show estimated foreground colours, which the job computes."""
-        return self is not PreviewMode.ALPHA
+        return self not in (PreviewMode.ALPHA, PreviewMode.OVERLAY)
+
+    @property
+    def is_cutout(self) -> bool:
+        """The foreground laid over something: decontamination applies."""
+        return self.needs_foreground
 
 
 _MODE_LABELS = {
     PreviewMode.ALPHA: "Alpha",
+    PreviewMode.OVERLAY: "Mask overlay on photo",
     PreviewMode.CHECKERBOARD: "Cutout on checkerboard",
+    PreviewMode.BLACK: "Cutout on black",
+    PreviewMode.WHITE: "Cutout on white",
     PreviewMode.COLOR: "Cutout on colour",
     PreviewMode.IMAGE: "Cutout on image",
 }
 
+#: the mask overlay's default tint and opacity: Photoshop's quick-mask red at half strength
+DEFAULT_OVERLAY_COLOR: tuple[float, float, float] = (1.0, 0.0, 0.0)
+DEFAULT_OVERLAY_OPACITY = 0.5
+
 
 @dataclass(frozen=True)
 class Display:
-    """How to show a matte: the mode, the colour for COLOR, the photo for IMAGE (same size, or None)."""
+    """How to show a matte.
+
+    ``mode``; ``color`` for COLOR; ``background`` the photo for IMAGE (same
+    size, or None); ``overlay_color`` and ``overlay_opacity`` the tint OVERLAY
+    lays where alpha is low; ``decontaminate`` (0-1) how far the cut-out's
+    edge colours move from the photo's towards the estimated foreground
+    (``compose.decontaminate``), for every cut-out mode.
+    """
 
     mode: PreviewMode = PreviewMode.ALPHA
     color: tuple[float, float, float] = (1.0, 1.0, 1.0)
     background: np.ndarray | None = field(default=None, compare=False)
+    overlay_color: tuple[float, float, float] = DEFAULT_OVERLAY_COLOR
+    overlay_opacity: float = DEFAULT_OVERLAY_OPACITY
+    decontaminate: float = DEFAULT_DECONTAMINATION
 
 
 def compose_preview(
@@ -66,22 +92,36 @@ def compose_preview(
 ) -> np.ndarray:
     """uint8 display pixels for a mode.
 
-    ALPHA: (H, W) grey. CHECKERBOARD: (H, W, 4) straight RGBA, which the view
-    draws over its own checkerboard (squares of constant screen size, as in
-    every image editor). COLOR / IMAGE: (H, W, 3), composed by
-    ``export.composite`` exactly as an exported composite. Until the
-    foreground estimate arrives the photo stands in for it, so the cutout
-    appears at once and its edge colours clean up a moment later.
+    ALPHA: (H, W) grey. OVERLAY: (H, W, 3), the photo tinted with
+    ``overlay_color`` at ``overlay_opacity`` × (1 - alpha), like a quick-mask
+    overlay. CHECKERBOARD: (H, W, 4) straight RGBA, which the view draws over
+    its own checkerboard (squares of constant screen size, as in every image
+    editor). BLACK / WHITE / COLOR / IMAGE: (H, W, 3), composed by
+    ``export.composite`` exactly as an exported composite. Cut-out colours are
+    ``compose.decontaminate(image, foreground, display.decontaminate)``;
+    until the foreground estimate arrives the photo stands in for it, so the
+    cutout appears at once and its edge colours clean up a moment later.
     """
     mode = PreviewMode(display.mode)
+    a = np.clip(alpha, 0.0, 1.0)
     if mode is PreviewMode.ALPHA:
-        return np.round(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8)
-    fg = foreground if foreground is not None else image
+        return np.round(a * 255.0).astype(np.uint8)
+    if mode is PreviewMode.OVERLAY:
+        tint = np.asarray(display.overlay_color, np.float32).reshape(1, 1, 3)
+        k = (np.float32(min(max(display.overlay_opacity, 0.0), 1.0)) * (1.0 - a))[..., None]
+        out = image[..., :3] + k * (tint - image[..., :3])
+        return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
+    strength = min(max(float(display.decontaminate), 0.0), 1.0)
+    fg = image if foreground is None else decontaminate(image, foreground, strength)
     if mode is PreviewMode.CHECKERBOARD:
         rgba = np.dstack([fg, alpha])
         return np.round(np.clip(rgba, 0.0, 1.0) * 255.0).astype(np.uint8)
     if mode is PreviewMode.IMAGE and display.background is not None:
         bg = Background(image=display.background)
+    elif mode is PreviewMode.BLACK:
+        bg = Background(color=(0.0, 0.0, 0.0))
+    elif mode is PreviewMode.WHITE:
+        bg = Background(color=(1.0, 1.0, 1.0))
     else:
         bg = Background(color=display.color)
     out = composite(fg, alpha, bg)
@@ -134,7 +174,8 @@ def run_preview(ctx: JobContext, request: PreviewRequest) -> PreviewResult:
     (with the photo standing in for the foreground), so the matte appears
     before the slower foreground estimate.
     """
-    engine = ctx.engines.get(request.engine.name, request.engine.options)
+    # Previews take the fast precision where it is native (bf16 on such CPUs); exports stay fp32.
+    engine = ctx.engines.get(request.engine.name, preview_options(request.engine))
     device = getattr(engine, "device", None)
     budget = auto_pixel_budget(request.engine.name, None if device is None else str(device))
     trimap = as_trimap(request.trimap)
@@ -179,6 +220,6 @@ def redisplay(
 
 
 __all__ = [
-    "Display", "PreviewMode", "PreviewRequest", "PreviewResult", "compose_preview", "device_label",
+    "DEFAULT_OVERLAY_COLOR", "DEFAULT_OVERLAY_OPACITY", "Display", "PreviewMode", "PreviewRequest", "PreviewResult", "compose_preview", "device_label",
     "redisplay", "run_preview",
 ]

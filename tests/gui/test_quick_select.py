@@ -1,0 +1,224 @@
+"""Quick selection in the window, driven as a user would: box (Q) or outline (O) -> GrabCut
+-> trimap, the Band slider, strokes as hints, undo, and Tighten from the preview's alpha."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from dim_studio import quickselect as qs
+from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
+from test_quickselect import two_objects
+
+from .test_window import TIMEOUT, dlg, drag, make_window, wait_preview_of_current_trimap  # noqa: F401 - fixtures
+
+SUBJECT_CENTRE = (50, 45)  # (x, y) of the orange disc, radius 22
+OTHER_CENTRE = (112, 45)  # the green disc, radius 18
+SUBJECT_BOX = (20, 15, 82, 76)
+BOTH_BOX = (20, 15, 140, 75)
+
+
+@pytest.fixture
+def photo(tmp_path):
+    image, alpha, other, _box = two_objects()
+    path = tmp_path / "discs.png"
+    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(path)
+    return path, alpha, other
+
+
+@pytest.fixture
+def window(make_window, photo, qtbot):
+    w = make_window(engine="closed-form")
+    assert w.open_image(str(photo[0]))
+    w.activateWindow()
+    qtbot.waitExposed(w)
+    return w
+
+
+def key(window, k, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    QTest.keyClick(window.canvas, k, modifier)
+
+
+def undo(window) -> None:
+    key(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+
+
+def drag_box(qtbot, window, box, kind="box") -> None:
+    x0, y0, x1, y1 = box
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
+        drag(window, [(x0, y0), ((x0 + x1) / 2, (y0 + y1) / 2), (x1, y1)])
+    assert blocker.args == [kind]
+
+
+def trimap(window) -> np.ndarray:
+    return window.canvas.document.copy_trimap()
+
+
+def only_labels(t: np.ndarray) -> bool:
+    return set(np.unique(t).tolist()) <= {BACKGROUND, UNKNOWN, FOREGROUND}
+
+
+def test_box_round_the_subject_makes_the_trimap_in_one_undo_step(window, photo, qtbot, dlg):
+    _path, alpha, _other = photo
+    before = trimap(window)
+    steps = len(window.canvas.document.undo_items)
+    key(window, Qt.Key.Key_Q)
+    assert window.canvas.tool == "box"
+    assert not window.ui.quick_bar.band_visible()
+    drag_box(qtbot, window, SUBJECT_BOX)
+
+    t = trimap(window)
+    cx, cy = SUBJECT_CENTRE
+    assert t[cy, cx] == FOREGROUND
+    assert all(t[y, x] == BACKGROUND for y, x in ((0, 0), (0, -1), (-1, 0), (-1, -1)))
+    soft = (alpha > 0.05) & (alpha < 0.95)
+    assert (t[soft] == UNKNOWN).mean() > 0.9  # the band covers the disc's soft edge
+    assert (t == UNKNOWN).sum() < 0.25 * t.size
+    assert only_labels(t)
+    assert len(window.canvas.document.undo_items) == steps + 1
+    assert window.quick_select.active and window.ui.quick_bar.band_visible()
+    assert window.ui.quick_bar.band() == qs.default_band(t.shape)
+
+    undo(window)
+    assert np.array_equal(trimap(window), before)
+    assert not window.quick_select.active and not window.ui.quick_bar.band_visible()
+    window.ui.redo_action.trigger()  # redo brings the selection back, slider and all
+    assert np.array_equal(trimap(window), t) and window.quick_select.active
+    assert dlg.errors == []
+
+
+def test_band_slider_changes_the_unknown_area_as_one_undo_step(window, qtbot, dlg):
+    key(window, Qt.Key.Key_Q)
+    drag_box(qtbot, window, SUBJECT_BOX)
+    first = trimap(window)
+    steps = len(window.canvas.document.undo_items)
+    slider = window.ui.quick_bar.slider
+    band = slider.value()
+    assert slider.maximum() >= 64
+
+    # A drag of the slider: many values on the way, one application on release.
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT):
+        slider.setSliderDown(True)
+        for value in range(band + 1, band + 7):
+            slider.setValue(value)
+        assert len(window.canvas.document.undo_items) == steps
+        slider.setSliderDown(False)
+    wide = trimap(window)
+    assert (wide == UNKNOWN).sum() > (first == UNKNOWN).sum()
+    assert len(window.canvas.document.undo_items) == steps + 1
+    assert window.quick_select.band == band + 6
+
+    # The keyboard: applied after a short pause, again one step.
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT):
+        slider.setValue(1)
+    narrow = trimap(window)
+    assert (narrow == UNKNOWN).sum() < (first == UNKNOWN).sum()
+    assert len(window.canvas.document.undo_items) == steps + 2
+
+    undo(window)
+    assert np.array_equal(trimap(window), wide) and slider.value() == band + 6
+    undo(window)
+    assert np.array_equal(trimap(window), first) and slider.value() == band
+    assert window.quick_select.active
+    assert dlg.errors == []
+
+
+def test_background_stroke_removes_a_wrongly_included_object(window, photo, qtbot, dlg):
+    _path, alpha, other = photo
+    key(window, Qt.Key.Key_Q)
+    drag_box(qtbot, window, BOTH_BOX)
+    selected = trimap(window)
+    assert (selected[other >= 0.5] == FOREGROUND).mean() > 0.6  # GrabCut took the green disc too
+
+    key(window, Qt.Key.Key_B)
+    key(window, Qt.Key.Key_2)
+    assert window.canvas.tool == "brush" and window.canvas.label == BACKGROUND
+    window.canvas.set_brush_size(3)
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
+        drag(window, [(104, 45), (112, 45), (120, 45)])
+    assert blocker.args == ["refine"]
+    stroked_only = window.canvas.document.undo_items[-2]
+    refined = trimap(window)
+    assert (refined[other >= 0.5] == BACKGROUND).mean() > 0.9
+    assert (refined[alpha >= 0.5] != BACKGROUND).mean() > 0.95  # the subject stays
+    assert refined[SUBJECT_CENTRE[1], SUBJECT_CENTRE[0]] == FOREGROUND
+    assert refined[45, 112] == BACKGROUND  # the stroke itself is kept
+    assert only_labels(refined)
+    assert window.quick_select.active
+
+    undo(window)  # the re-run, then the stroke
+    assert window.canvas.document.undo_items[-1] is stroked_only
+    undo(window)
+    assert np.array_equal(trimap(window), selected)
+    assert window.quick_select.active
+    assert dlg.errors == []
+
+
+def test_outline_is_segmented_too_in_one_undo_step(window, photo, qtbot, dlg):
+    _path, alpha, _other = photo
+    before = trimap(window)
+    key(window, Qt.Key.Key_O)
+    x0, y0, x1, y1 = SUBJECT_BOX
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
+        drag(window, [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0 + 1)])
+    assert blocker.args == ["outline"]
+    t = trimap(window)
+    assert t[SUBJECT_CENTRE[1], SUBJECT_CENTRE[0]] == FOREGROUND and t[0, 0] == BACKGROUND
+    assert (t[(alpha > 0.05) & (alpha < 0.95)] == UNKNOWN).mean() > 0.9
+    undo(window)
+    assert np.array_equal(trimap(window), before)
+    assert dlg.errors == []
+
+
+def test_tighten_is_disabled_without_a_preview(window, dlg):
+    action = window.ui.tighten_action
+    assert window.preview.last_result is None
+    assert not action.isEnabled() and "preview" in action.toolTip()
+    assert action.shortcut().toString() == "Ctrl+T"
+    assert action in window.ui.edit_menu.actions()
+
+
+def test_tighten_after_a_preview_narrows_the_band(window, qtbot, dlg):
+    key(window, Qt.Key.Key_Q)
+    drag_box(qtbot, window, SUBJECT_BOX)
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT):
+        window.ui.quick_bar.slider.setValue(10)  # a generous band, as a user unsure of the edge
+    wait_preview_of_current_trimap(qtbot, window)  # the preview follows the selection by itself
+    before = trimap(window)
+    steps = len(window.canvas.document.undo_items)
+    action = window.ui.tighten_action
+    assert action.isEnabled()
+    assert window.ui.quick_bar.threshold() == pytest.approx(0.02)
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
+        key(window, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
+    assert blocker.args == ["tighten"]
+    after = trimap(window)
+    assert 0 < (after == UNKNOWN).sum() < (before == UNKNOWN).sum()
+    assert only_labels(after)
+    assert np.array_equal(after[before != UNKNOWN], before[before != UNKNOWN])  # known pixels kept
+    assert len(window.canvas.document.undo_items) == steps + 1
+    assert not window.quick_select.active  # the trimap now follows the matte, not GrabCut
+    undo(window)
+    assert np.array_equal(trimap(window), before) and window.quick_select.active
+    assert dlg.errors == []
+
+
+def test_opening_another_photo_ends_the_selection(window, photo, qtbot, dlg):
+    key(window, Qt.Key.Key_Q)
+    drag_box(qtbot, window, SUBJECT_BOX)
+    assert window.quick_select.active
+    assert window.open_image(str(photo[0]))  # unsaved changes: the recorder answers Discard
+    assert not window.quick_select.active and not window.ui.quick_bar.band_visible()
+    assert not window.ui.tighten_action.isEnabled()
+
+
+def test_a_click_with_the_box_tool_changes_nothing(window, qtbot, dlg):
+    before = trimap(window)
+    key(window, Qt.Key.Key_Q)
+    drag(window, [(40, 40), (40.5, 40.5)])
+    qtbot.wait(50)
+    assert np.array_equal(trimap(window), before) and not window.quick_select.busy
+    assert dlg.errors == []
