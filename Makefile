@@ -61,7 +61,7 @@ dist: install-dev
 	$(PY) -m build --outdir dist .
 
 frozen: install
-	$(PY) -m pip install -q "pyinstaller>=6"
+	$(PY) -m pip install -q -e ".[package]"
 	PYTHON=$(PY) packaging/build.sh
 
 clean:

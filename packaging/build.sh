@@ -5,7 +5,7 @@
 #   PYTHON=/path/to/python packaging/build.sh
 #
 # Output: packaging/dist/dim-studio/ (run packaging/dist/dim-studio/dim-studio).
-# Needs: pip install -e '.[package]'  (pyinstaller, build) in that Python.
+# Needs the package extra in that Python: pip install -e '.[package]' (make frozen does it).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -24,7 +24,7 @@ from conftest import make_scene, save_gray, save_rgb
 from dim_studio.cli import main as cli_main
 from dim_studio.compose import DEFAULT_DECONTAMINATION
 from dim_studio.gui import dialogs
-from dim_studio.gui.batch_dialog import BatchDialog, open_batch_dialog
+from dim_studio.gui.batch_dialog import open_batch_dialog
 from dim_studio.gui.settings import Settings
 from .test_batch_dialog import make_dialog  # noqa: F401 - the fixture
 
