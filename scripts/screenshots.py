@@ -95,6 +95,35 @@ def main_window(app: "QApplication", out: Path) -> Path:  # noqa: F821
     return path
 
 
+@screenshot("quick_select")
+def quick_select(app: "QApplication", out: Path) -> Path:  # noqa: F821
+    """The quick start: the sample photo with no trimap, one box dragged round the lemur (Q)."""
+    from dim_studio.gui.main_window import MainWindow
+    from dim_studio.gui.preview import CHECKERBOARD
+
+    window = MainWindow()
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    wait_until(app, lambda: window.environment is not None)
+    window.preview_pane.set_mode(CHECKERBOARD)
+    assert window.open_image(str(SAMPLES / "lemur.png"))
+    window.canvas.set_tool("box")
+    window.quick_select.select_box((150, 40, 600, 440))  # what a drag round the lemur gives
+    wait_until(app, lambda: window.quick_select.active and not window.quick_select.busy, timeout=120)
+    window.preview.request_now()
+    wait_until(app, lambda: window.preview.last_result is not None
+               and window.preview.last_result.foreground is not None and window.preview_lane.is_idle(),
+               timeout=120)
+    window.canvas.zoom_fit()
+    settle(app)
+    path = out / "quick_select.png"
+    if not window.grab().save(str(path)):
+        raise OSError(f"could not write {path}")
+    window.canvas.document.mark_saved()
+    window.close()
+    return path
+
+
 @screenshot("batch_dialog")
 def batch_dialog(app: "QApplication", out: Path) -> Path:  # noqa: F821
     """The batch dialog after a run on a small mixed folder: successes and failures."""
