@@ -1,22 +1,57 @@
-"""Quick selection: is a box drag a usable start? Speed and agreement on real photos.
+"""Quick selection: is a box drag plus a few strokes a usable start? Speed and agreement on real photos.
 
     python bench/quickselect.py [FOLDER] [--trimap-set Trimap1] [--engine closed-form]
-        [--max-side N] [--band N] [--out DIR] [--only NAME,...] [--big WxH]
+        [--max-side 512,800] [--band default,N] [--strokes 3] [--out DIR] [--only NAME,...] [--big WxH]
 
 FOLDER defaults to ../shared/data/alphamatting_test_lowres_noGT (alphamatting.com's
 low-resolution test set: ``input_lowres/<name>.png`` and
 ``trimap_lowres/Trimap1|2|3/<name>.png``, no ground truth).
 
-For each photo the user's box drag is stood in for by the bounding box of the
-provided trimap's non-background pixels, grown by 5% of its size on each side.
-Then ``quickselect.segment`` (GrabCut) and ``trimap_from_segmentation`` at
-``default_band``, and the engine (closed-form by default) on the quick trimap
-and on the provided one. Columns: photo, size, GrabCut seconds, trimap
-seconds, engine seconds on each trimap, the unknown share of each trimap, and
-the agreement ``mean |alpha_quick - alpha_provided|`` over the whole photo (a
-stand-in for quality, since there is no ground truth; the provided trimaps
-were drawn by hand, so their alpha is the better of the two). ``--out`` writes
-both alphas and the quick trimap as PNGs for a person to look at.
+A simulated user, with the provided trimap (Trimap1 by default, drawn by hand)
+as the oracle of what they want:
+
+1. Box: the user's drag is stood in for by the bounding box of the provided
+   trimap's non-background pixels, grown by 5% of its size on each side (one
+   click-and-drag). ``quickselect.segment`` (GrabCut) and the trimap at
+   ``default_band`` follow, as in the window.
+2. Strokes (at most ``--strokes``, 3 by default): while the result is not
+   usable (below), the user paints one stroke with the sure-foreground or
+   sure-background brush on the largest connected region where the quick
+   trimap's known label is the opposite of the provided trimap's known label
+   (the provided trimap's unknown band is ignored). The stroke follows the
+   region's medial line (the centre-most path between its two geodesically
+   farthest points) with a brush of radius 1.5% of the photo's longer side,
+   and covers only pixels where the provided trimap is sure of that label
+   (the user paints only where they are sure). GrabCut then re-runs from
+   scratch with all strokes so far as hints, as the window does.
+
+Usable, after the box or a stroke, means both of:
+
+* wrong < 1%: of the pixels the provided trimap calls known, under 1% get the
+  opposite known label in the quick trimap. A wrong known label is the one
+  error the matting solver cannot undo (it forces alpha to 0 or 1 there), so
+  it must be rare; 1% of an 800x600 photo's known pixels is a blob of ~55x55
+  px, about what a user leaves for a later touch-up rather than a failed start.
+* mean |dA| < 0.03: the closed-form alpha on the quick trimap differs from the
+  alpha on the provided trimap by under 0.03 on average over the photo. For
+  scale, the alpha of the second hand-drawn trimap (Trimap2) differs from
+  Trimap1's by the amount in the column ``T2 |dA|`` (printed per photo):
+  two careful hand-drawn trimaps disagree by about that much, so a quick
+  trimap within a small multiple of it is as good a start as a hand-drawn one.
+
+Times (seconds unless marked): GrabCut per run; the trimap (distances +
+threshold, ms); the preview the user waits for, i.e. the engine on the quick
+trimap at the resolution the window's automatic preview picks
+(``preview_scale.choose_scale`` with ``auto_pixel_budget``, run through
+``estimate_alpha_scaled`` exactly as ``workflows.preview.run_preview`` does);
+and the engine at full resolution (what export would compute, and what the
+|dA| column measures).
+
+``--out`` writes, per photo and working size, a PNG for a person to look at:
+the photo with the final quick trimap overlaid (background tinted blue,
+unknown band yellow, foreground untinted; wrong known labels in magenta;
+foreground strokes green, background strokes red, the box in cyan) beside the
+preview's alpha, and the same alpha alone.
 
 ``--big WxH`` adds a table for a synthetic photo of that size (e.g. 6000x4000,
 24 MP): segment from a box, a re-run with a background stroke and the
@@ -27,11 +62,16 @@ re-threshold (``Segmentation.trimap``), and tighten.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
+from scipy import sparse
+from scipy.sparse import csgraph
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -39,14 +79,24 @@ if str(ROOT) not in sys.path:
 
 from dim_studio import quickselect as qs  # noqa: E402
 from dim_studio.engines import create_engine  # noqa: E402
-from dim_studio.images import read_image, read_trimap, write_alpha, write_trimap  # noqa: E402
-from dim_studio.trimap import BACKGROUND, UNKNOWN  # noqa: E402
+from dim_studio.images import read_image, read_trimap, write_alpha  # noqa: E402
+from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN  # noqa: E402
+from dim_studio.workflows.preview_scale import (  # noqa: E402
+    AUTO, auto_pixel_budget, choose_scale, estimate_alpha_scaled,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dim_speed import cpu_name, table  # noqa: E402  (the same machine line and table layout)
 from scenes import make_big_scene  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "alphamatting_test_lowres_noGT"
+
+#: Usable: under this share of the provided trimap's known pixels with the opposite known label ...
+USABLE_WRONG = 0.01
+#: ... and the full-resolution alpha within this mean |dA| of the provided trimap's alpha.
+USABLE_DALPHA = 0.03
+#: The simulated user's brush radius, as a fraction of the photo's longer side.
+BRUSH_FRACTION = 0.015
 
 
 def box_from_trimap(trimap: np.ndarray, grow: float = 0.05) -> tuple[int, int, int, int]:
@@ -64,6 +114,229 @@ def timed(fn):
     return time.perf_counter() - start, out
 
 
+# --- the simulated user --------------------------------------------------------------
+
+
+def wrong_labels(quick: np.ndarray, provided: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(quick says foreground where provided says background, and the reverse)."""
+    return ((quick == FOREGROUND) & (provided == BACKGROUND),
+            (quick == BACKGROUND) & (provided == FOREGROUND))
+
+
+def wrong_fraction(quick: np.ndarray, provided: np.ndarray) -> float:
+    """Share of the provided trimap's known pixels that the quick trimap gives the opposite known label."""
+    false_fg, false_bg = wrong_labels(quick, provided)
+    known = np.count_nonzero(provided != UNKNOWN)
+    return float(np.count_nonzero(false_fg) + np.count_nonzero(false_bg)) / max(1, known)
+
+
+def largest_wrong_region(quick: np.ndarray, provided: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """The largest connected wrongly labelled region and the label the user would paint on it.
+
+    Regions are ranked by their area after a 3x3 opening, so that a sliver a
+    pixel or two wide along the provided band (where the two bands merely
+    have different widths, which no stroke fixes) does not beat a real blob;
+    when only slivers are left the plain area decides.
+    """
+    best_key, best = (-1, -1), None
+    kernel = np.ones((3, 3), np.uint8)
+    for wrong, label in zip(wrong_labels(quick, provided), (BACKGROUND, FOREGROUND)):
+        if not wrong.any():
+            continue
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(wrong.view(np.uint8), connectivity=8)
+        opened = cv2.morphologyEx(wrong.view(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
+        solid = np.bincount(comp[opened], minlength=n)
+        for i in range(1, n):
+            key = (int(solid[i]), int(stats[i, cv2.CC_STAT_AREA]))
+            if key > best_key:
+                best_key, best = key, (comp, i, label)
+    if best is None:
+        return None
+    comp, i, label = best
+    return comp == i, label
+
+
+def medial_path(region: np.ndarray) -> np.ndarray:
+    """(N, 2) x, y points of the region's medial line.
+
+    The path between the region's two geodesically farthest pixels (double
+    sweep) that stays as far from the region's edge as it can: Dijkstra on
+    the 8-connected pixel graph with each step costing its length over the
+    squared distance to the edge, so the cheapest route runs along the ridge
+    of the distance map. Large regions are worked on a downscaled copy (the
+    path is then scaled back), which is plenty for a brush stroke.
+    """
+    ys, xs = np.nonzero(region)
+    y0, x0 = ys.min(), xs.min()
+    sub = region[y0:ys.max() + 1, x0:xs.max() + 1].astype(np.uint8)
+    f = 1.0
+    if sub.sum() > 40_000:
+        f = float(np.sqrt(40_000 / sub.sum()))
+        sub = cv2.resize(sub, (max(1, int(sub.shape[1] * f)), max(1, int(sub.shape[0] * f))),
+                         interpolation=cv2.INTER_NEAREST)
+        if not sub.any():
+            return np.array([[xs.mean(), ys.mean()]])
+    dist = cv2.distanceTransform(np.pad(sub, 1), cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
+    idx = -np.ones(sub.shape, np.int64)
+    py, px = np.nonzero(sub)
+    idx[py, px] = np.arange(py.size)
+    if py.size == 1:
+        path = np.array([[px[0], py[0]]], np.float64)
+    else:
+        rows, cols, weights, hops = [], [], [], []
+        h, w = sub.shape
+        for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+            ny, nx = py + dy, px + dx
+            ok = (ny < h) & (nx >= 0) & (nx < w)
+            ok[ok] = sub[ny[ok], nx[ok]] > 0
+            a, b = idx[py[ok], px[ok]], idx[ny[ok], nx[ok]]
+            step = float(np.hypot(dy, dx))
+            d = 0.5 * (dist[py[ok], px[ok]] + dist[ny[ok], nx[ok]])
+            rows.append(a)
+            cols.append(b)
+            weights.append(step / np.maximum(d, 0.5) ** 2)
+            hops.append(np.full(a.size, step))
+        rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
+        n = py.size
+        plain = sparse.coo_matrix((np.concatenate(hops), (rows_a, cols_a)), shape=(n, n)).tocsr()
+        far = csgraph.dijkstra(plain, directed=False, indices=0)
+        a = int(np.argmax(np.where(np.isfinite(far), far, -1)))
+        far = csgraph.dijkstra(plain, directed=False, indices=a)
+        b = int(np.argmax(np.where(np.isfinite(far), far, -1)))
+        medial = sparse.coo_matrix((np.concatenate(weights), (rows_a, cols_a)), shape=(n, n)).tocsr()
+        _, pred = csgraph.dijkstra(medial, directed=False, indices=a, return_predecessors=True)
+        chain = [b]
+        while chain[-1] != a and pred[chain[-1]] >= 0:
+            chain.append(int(pred[chain[-1]]))
+        path = np.stack([px[chain], py[chain]], axis=1).astype(np.float64)
+    return path / f + np.array([x0, y0]) + (0.5 / f - 0.5)
+
+
+@dataclass
+class Stroke:
+    label: int          # FOREGROUND or BACKGROUND
+    mask: np.ndarray    # bool (H, W): the pixels painted
+    path: np.ndarray    # (N, 2) x, y
+    region_px: int      # size of the wrong region it was aimed at
+
+
+def plan_stroke(quick: np.ndarray, provided: np.ndarray, radius: int) -> Stroke | None:
+    """The simulated user's next stroke (module docstring), or None when nothing is wrong."""
+    found = largest_wrong_region(quick, provided)
+    if found is None:
+        return None
+    region, label = found
+    path = medial_path(region)
+    canvas = np.zeros(quick.shape, np.uint8)
+    pts = np.round(path).astype(np.int32).reshape(-1, 1, 2)
+    if len(pts) == 1:
+        cv2.circle(canvas, tuple(int(v) for v in pts[0, 0]), radius, 1, -1)
+    else:
+        cv2.polylines(canvas, [pts], False, 1, thickness=2 * radius + 1, lineType=cv2.LINE_8)
+        for end in (pts[0, 0], pts[-1, 0]):  # round caps, as a brush leaves
+            cv2.circle(canvas, (int(end[0]), int(end[1])), radius, 1, -1)
+    mask = canvas.astype(bool) & (provided == label)
+    return Stroke(label, mask, path, int(region.sum()))
+
+
+# --- the benchmark -------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    what: str
+    t_grabcut: float
+    t_trimap: float
+    t_preview: float
+    preview_scale: float
+    preview_size: tuple[int, int]
+    t_full: float
+    wrong: float
+    dalpha: float
+    dalpha_preview: float
+    usable: bool
+
+
+@dataclass
+class Session:
+    photo: str
+    size: str
+    working: str
+    max_side: int
+    band: int
+    t2_dalpha: float
+    steps: list[Step] = field(default_factory=list)
+    strokes: list[Stroke] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.steps) and self.steps[-1].usable
+
+
+def simulate(image, provided, reference, box, band, max_side, max_strokes, engine, budget):
+    """The simulated user's session: box, then strokes until usable or ``max_strokes``.
+
+    Returns (steps, strokes, last Segmentation, last quick trimap, last preview alpha).
+    """
+    h, w = image.shape[:2]
+    radius = max(2, int(round(BRUSH_FRACTION * max(h, w))))
+    hints = np.full((h, w), qs.NO_HINT, np.uint8)
+    strokes: list[Stroke] = []
+    steps: list[Step] = []
+    while True:
+        painted = hints if strokes else None
+        t_gc, seg = timed(lambda: qs.segment(image, box=box, hints=painted, max_side=max_side))
+        # What the window does after a run: the distances, then the band's threshold.
+        t_tri, quick = timed(lambda: qs.trimap_from_distance(seg.mask, seg.distance(), band, hints=painted))
+        scale = choose_scale(quick, AUTO, budget, engine.context_margin)
+        t_prev, scaled = timed(lambda: estimate_alpha_scaled(engine, image, quick, scale))
+        if scaled.scale >= 1.0:
+            t_full, alpha = t_prev, scaled.alpha
+        else:
+            t_full, alpha = timed(lambda: engine.estimate(image, quick))
+        wrong = wrong_fraction(quick, provided)
+        dalpha = float(np.mean(np.abs(alpha - reference)))
+        usable = wrong < USABLE_WRONG and dalpha < USABLE_DALPHA
+        what = "box" if not strokes else f"+{'FG' if strokes[-1].label == FOREGROUND else 'BG'} stroke {len(strokes)}"
+        steps.append(Step(what, t_gc, t_tri, t_prev, scaled.scale, scaled.work_size, t_full, wrong, dalpha,
+                          float(np.mean(np.abs(scaled.alpha - reference))), usable))
+        if usable or len(strokes) >= max_strokes:
+            return steps, strokes, seg, quick, scaled.alpha
+        stroke = plan_stroke(quick, provided, radius)
+        if stroke is None or not stroke.mask.any():
+            return steps, strokes, seg, quick, scaled.alpha
+        hints[stroke.mask] = stroke.label
+        strokes.append(stroke)
+
+
+def screenshot(image, quick, provided, strokes, box, alpha) -> np.ndarray:
+    """uint8 RGB: the photo with the trimap, wrong labels, strokes and box overlaid | the alpha."""
+    rgb = np.clip(image, 0, 1).astype(np.float32).copy()
+    tint = np.zeros_like(rgb)
+    weight = np.zeros(quick.shape, np.float32)
+    tint[quick == BACKGROUND] = (0.1, 0.2, 0.9)
+    weight[quick == BACKGROUND] = 0.45
+    tint[quick == UNKNOWN] = (1.0, 0.9, 0.0)
+    weight[quick == UNKNOWN] = 0.6
+    false_fg, false_bg = wrong_labels(quick, provided)
+    tint[false_fg | false_bg] = (1.0, 0.0, 1.0)
+    weight[false_fg | false_bg] = 0.75
+    for s in strokes:
+        color = (0.0, 1.0, 0.0) if s.label == FOREGROUND else (1.0, 0.0, 0.0)
+        tint[s.mask] = color
+        weight[s.mask] = 0.55
+    over = rgb + weight[..., None] * (tint - rgb)
+    over = np.round(np.clip(over, 0, 1) * 255).astype(np.uint8)
+    x0, y0, x1, y1 = box
+    cv2.rectangle(over, (x0, y0), (x1 - 1, y1 - 1), (0, 255, 255), 2)
+    for s in strokes:
+        pts = np.round(s.path).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(over, [pts], False, (255, 255, 255), 1)
+    a = np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
+    gap = np.full((rgb.shape[0], 8, 3), 255, np.uint8)
+    return np.concatenate([over, gap, np.dstack([a, a, a])], axis=1)
+
+
 def bench_photos(args: argparse.Namespace) -> None:
     folder = Path(args.folder)
     inputs = sorted((folder / "input_lowres").glob("*.png"))
@@ -73,57 +346,99 @@ def bench_photos(args: argparse.Namespace) -> None:
     if not inputs:
         raise SystemExit(f"no photos in {folder / 'input_lowres'}")
     engine = create_engine(args.engine)
+    budget = auto_pixel_budget(args.engine, None)
     # Compile the solver's kernels before any clock starts (numba's first call).
     warm = np.zeros((16, 16, 3), np.float32)
     warm_trimap = np.zeros((16, 16), np.uint8)
     warm_trimap[4:12, 4:12] = UNKNOWN
     warm_trimap[7:9, 7:9] = 255
     engine.estimate(warm, warm_trimap)
+    sides = [int(v) for v in str(args.max_side).split(",")]
     out = Path(args.out) if args.out else None
-    rows = []
+    sessions: list[Session] = []
+    step_rows = []
     for path in inputs:
         image = read_image(path)
         provided = read_trimap(folder / "trimap_lowres" / args.trimap_set / path.name, image.shape)
+        reference = engine.estimate(image, provided)
+        second = folder / "trimap_lowres" / "Trimap2" / path.name
+        t2 = float("nan")
+        if args.trimap_set != "Trimap2" and second.exists():
+            t2 = float(np.mean(np.abs(engine.estimate(image, read_trimap(second, image.shape)) - reference)))
         box = box_from_trimap(provided)
-        band = args.band if args.band is not None else qs.default_band(image.shape)
-        t_gc, seg = timed(lambda: qs.segment(image, box=box, max_side=args.max_side))
-        t_tri, quick = timed(lambda: qs.trimap_from_segmentation(seg.mask, band))
-        t_quick, alpha_quick = timed(lambda: engine.estimate(image, quick))
-        t_prov, alpha_prov = timed(lambda: engine.estimate(image, provided))
-        agree = float(np.mean(np.abs(alpha_quick - alpha_prov)))
+        bands = [qs.default_band(image.shape) if b == "default" else int(b) for b in args.band.split(",")]
         h, w = image.shape[:2]
-        rows.append([
-            path.stem, f"{w}x{h}", f"{seg.small.shape[1]}x{seg.small.shape[0]}", f"{t_gc:.2f}", f"{t_tri * 1000:.0f}",
-            str(band), f"{t_quick:.2f}", f"{t_prov:.2f}",
-            f"{qs.unknown_fraction(quick):.3f}", f"{qs.unknown_fraction(provided):.3f}", f"{agree:.4f}",
-        ])
-        print("  ".join(rows[-1]), flush=True)
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            write_alpha(out / f"{path.stem}_alpha_quick.png", alpha_quick)
-            write_alpha(out / f"{path.stem}_alpha_{args.trimap_set}.png", alpha_prov)
-            write_trimap(out / f"{path.stem}_trimap_quick.png", quick)
+        for side, band in ((side, band) for side in sides for band in bands):
+            steps, strokes, seg, quick, alpha = simulate(
+                image, provided, reference, box, band, side, args.strokes, engine, budget)
+            s = Session(path.stem, f"{w}x{h}", f"{seg.small.shape[1]}x{seg.small.shape[0]}", side, band, t2,
+                        steps, strokes)
+            sessions.append(s)
+            for st in steps:
+                row = [path.stem, str(side), str(band), st.what, f"{st.t_grabcut:.2f}", f"{st.t_trimap * 1000:.0f}",
+                       f"{st.t_preview:.2f}", f"{st.preview_scale:.2f}",
+                       f"{st.preview_size[1]}x{st.preview_size[0]}", f"{st.t_full:.2f}",
+                       f"{100 * st.wrong:.2f}", f"{st.dalpha:.4f}", f"{st.dalpha_preview:.4f}",
+                       "yes" if st.usable else "no"]
+                step_rows.append(row)
+                print("  ".join(row), flush=True)
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                shot = screenshot(image, quick, provided, strokes, box, alpha)
+                stem = f"{path.stem}_{side}_band{band}"
+                cv2.imwrite(str(out / f"{stem}.png"), cv2.cvtColor(shot, cv2.COLOR_RGB2BGR))
+                write_alpha(out / f"{stem}_alpha.png", alpha)
     print()
-    table(
-        ["photo", "size", "GrabCut at", "GrabCut s", "trimap ms", "band", f"{args.engine} quick s",
-         f"{args.engine} {args.trimap_set} s", "unknown quick", f"unknown {args.trimap_set}", "mean |dA|"],
-        rows,
-    )
+    print(f"Every run (engine {args.engine}; preview = automatic preview resolution, budget {budget} px; "
+          f"full = full resolution; wrong = % of {args.trimap_set}-known pixels with the opposite label; "
+          f"|dA| vs the alpha on {args.trimap_set}):")
+    table(["photo", "max side", "band", "step", "GrabCut s", "trimap ms", "preview s", "scale", "solved",
+           "full s", "wrong %", "|dA| full", "|dA| prev", "usable"], step_rows)
+    rows = []
+    for s in sessions:
+        rows.append([
+            s.photo, s.size, str(s.max_side), s.working, str(s.band), "1", str(len(s.strokes)),
+            " ".join(f"{st.t_grabcut:.2f}" for st in s.steps),
+            f"{max(st.t_trimap for st in s.steps) * 1000:.0f}",
+            " ".join(f"{st.t_preview:.2f}" for st in s.steps),
+            " ".join(f"{100 * st.wrong:.1f}" for st in s.steps),
+            " ".join(f"{st.dalpha:.3f}" for st in s.steps),
+            f"{s.t2_dalpha:.3f}",
+            "yes" if s.usable else "no",
+        ])
+    print(f"Per photo (clicks: the box drag; strokes: {args.strokes} at most, brush radius "
+          f"{BRUSH_FRACTION:.1%} of the longer side; lists: box, then after each stroke; usable: "
+          f"wrong < {USABLE_WRONG:.0%} and |dA| < {USABLE_DALPHA}):")
+    table(["photo", "size", "max side", "GrabCut at", "band", "clicks", "strokes", "GrabCut s per run",
+           "trimap ms", "preview s per run", "wrong % per run", "|dA| per run", "T2 |dA|", "usable"], rows)
+    for side, band in dict.fromkeys((s.max_side, s.band) for s in sessions):
+        group = [s for s in sessions if (s.max_side, s.band) == (side, band)]
+        box_only = sum(1 for s in group if s.steps[0].usable)
+        usable = sum(1 for s in group if s.usable)
+        previews = [st.t_preview for s in group for st in s.steps]
+        grabcuts = [st.t_grabcut for s in group for st in s.steps]
+        strokes = [len(s.strokes) for s in group if s.usable]
+        print(f"max side {side}, band {band}: usable with the box alone {box_only}/{len(group)}, with box + <= {args.strokes} "
+              f"strokes {usable}/{len(group)} (strokes used by the usable ones: "
+              f"{' '.join(map(str, strokes)) or '-'}); median preview {statistics.median(previews):.2f} s "
+              f"(max {max(previews):.2f}); median GrabCut {statistics.median(grabcuts):.2f} s "
+              f"(max {max(grabcuts):.2f})")
 
 
 def bench_big(args: argparse.Namespace) -> None:
     w, h = (int(v) for v in args.big.lower().split("x"))
+    side = int(str(args.max_side).split(",")[0])
     image, trimap = make_big_scene(h, w, 0.006 * max(h, w))
     box = box_from_trimap(trimap)
     band = qs.default_band(image.shape)
     rows = []
-    t, seg = timed(lambda: qs.segment(image, box=box, max_side=args.max_side))
+    t, seg = timed(lambda: qs.segment(image, box=box, max_side=side))
     rows.append(["segment (box, from scratch)", f"{t:.2f}"])
     hints = np.full((h, w), qs.NO_HINT, np.uint8)
     hints[h // 20: h // 20 + max(2, h // 200), w // 10: w // 2] = BACKGROUND
-    t, _ = timed(lambda: qs.segment(image, box=box, hints=hints, max_side=args.max_side))
+    t, _ = timed(lambda: qs.segment(image, box=box, hints=hints, max_side=side))
     rows.append(["segment with a stroke, from scratch", f"{t:.2f}"])
-    t, _ = timed(lambda: qs.segment(image, box=box, hints=hints, previous=seg, max_side=args.max_side))
+    t, _ = timed(lambda: qs.segment(image, box=box, hints=hints, previous=seg, max_side=side))
     rows.append(["segment with a stroke, previous reused", f"{t:.2f}"])
     t, quick = timed(lambda: qs.trimap_from_segmentation(seg.mask, band))
     rows.append([f"trimap_from_segmentation (band {band})", f"{t:.3f}"])
@@ -144,15 +459,18 @@ def bench_big(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", nargs="?", default=str(DEFAULT_DATA))
-    parser.add_argument("--trimap-set", default="Trimap1")
+    parser.add_argument("--trimap-set", default="Trimap1", help="the oracle: where the user would paint")
     parser.add_argument("--engine", default="closed-form")
-    parser.add_argument("--max-side", type=int, default=qs.DEFAULT_MAX_SIDE)
-    parser.add_argument("--band", type=int, default=None, help="default: quickselect.default_band")
-    parser.add_argument("--out", default=None, help="write the alphas and quick trimaps here")
+    parser.add_argument("--max-side", default=str(qs.DEFAULT_MAX_SIDE),
+                        help="GrabCut working size(s), comma-separated, e.g. 512,800")
+    parser.add_argument("--band", default="default",
+                        help="unknown band width(s) in px, comma-separated; 'default' = quickselect.default_band")
+    parser.add_argument("--strokes", type=int, default=3, help="most strokes the simulated user paints")
+    parser.add_argument("--out", default=None, help="write screenshot-like PNGs and the alphas here")
     parser.add_argument("--only", default=None, help="comma-separated photo names")
     parser.add_argument("--big", default=None, help="also time a synthetic photo of this size, e.g. 6000x4000")
     args = parser.parse_args(argv)
-    print(f"machine: {cpu_name()}; GrabCut working size <= {args.max_side} px\n")
+    print(f"machine: {cpu_name()}; GrabCut working size <= {args.max_side} px; band {args.band}\n")
     if args.big:
         bench_big(args)
     bench_photos(args)
