@@ -38,7 +38,7 @@ def _scene(h: int = 48, w: int = 64, pad: int = 0):
     return image.astype(np.float32), trimap, alpha
 
 
-@pytest.mark.parametrize("name", ["closed-form", "lkm", "knn"])
+@pytest.mark.parametrize("name", ["closed-form", "lkm", "knn", "ifm"])
 def test_engine_recovers_soft_disc(name):
     image, trimap, alpha = _scene()
     pred = create_engine(name).estimate(image, trimap)

@@ -74,6 +74,10 @@ register_engine(
     "KNN matting (Chen et al. 2013), via PyMatting; no weights needed",
 )
 register_engine(
+    "ifm", "dim_studio.engines.ifm:IFMEngine",
+    "Information-flow matting (Aksoy et al. 2017), on PyMatting and SciPy; no weights needed",
+)
+register_engine(
     "dim", "dim_studio.engines.dim:DIMEngine",
     "Deep Image Matting network (Xu et al. 2017); needs a weights file",
     needs_weights=True,
