@@ -128,6 +128,15 @@ class _PyMattingEngine(Engine):
             "maxiter": self.maxiter,
             "callback": _cg_callback(scaled_progress(progress, _SETUP_SHARE, 1.0), cancel, self.rtol),
         }
+        return self._padded_solve(image, trimap, cancel, lambda img, tri: self._solver()(
+            img, tri, laplacian_kwargs=laplacian_kwargs, cg_kwargs=cg_kwargs))
+
+    def _padded_solve(
+        self, image: np.ndarray, trimap: np.ndarray, cancel: CancelFn,
+        solve: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    ) -> np.ndarray:
+        """``solve(image, trimap in 0-1)`` in float64 on a crop padded to ``min_size``; its
+        failures as one-line EngineErrors (cancelling passes through)."""
         check_cancel(cancel)
         h, w = trimap.shape
         pad_y, pad_x = self._padding(h, w)
@@ -135,12 +144,7 @@ class _PyMattingEngine(Engine):
             image = cv2.copyMakeBorder(image, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT_101)
             trimap = cv2.copyMakeBorder(trimap, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT_101)
         try:
-            alpha = self._solver()(
-                image.astype(np.float64),
-                trimap.astype(np.float64) / 255.0,
-                laplacian_kwargs=laplacian_kwargs,
-                cg_kwargs=cg_kwargs,
-            )[:h, :w]
+            alpha = solve(image.astype(np.float64), trimap.astype(np.float64) / 255.0)[:h, :w]
         except Cancelled:
             raise
         except MemoryError:
@@ -148,7 +152,7 @@ class _PyMattingEngine(Engine):
                 f"{self.name}: not enough memory for a {image.shape[1]}x{image.shape[0]} "
                 "unknown region; narrow the unknown band or use the dim engine"
             ) from None
-        except (ValueError, ArithmeticError, RuntimeError, AssertionError) as exc:
+        except (ValueError, ArithmeticError, RuntimeError, AssertionError, np.linalg.LinAlgError) as exc:
             raise EngineError(f"{self.name} failed: {exc or type(exc).__name__}") from None
         return np.asarray(alpha, dtype=np.float32)
 

@@ -75,7 +75,7 @@ import cv2
 import numpy as np
 
 from .. import numba_cache
-from ..errors import Cancelled, EngineError
+from ..errors import EngineError
 from .base import GIB, CancelFn, ProgressFn, check_cancel, scaled_progress
 from .classical import _cg_callback, _PyMattingEngine
 
@@ -408,29 +408,9 @@ class IFMEngine(_PyMattingEngine):
         cancel: CancelFn,
         frame: tuple[int, int] | None,
     ) -> np.ndarray:
-        check_cancel(cancel)
-        h, w = trimap.shape
-        pad_y, pad_x = self._padding(h, w)
-        if pad_y or pad_x:
-            image = cv2.copyMakeBorder(image, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT_101)
-            trimap = cv2.copyMakeBorder(trimap, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT_101)
-        try:
-            alpha = estimate_alpha_ifm(
-                image.astype(np.float64), trimap.astype(np.float64) / 255.0,
-                params=self.params, rtol=self.rtol, maxiter=self.maxiter,
-                progress=progress, cancel=cancel, frame=frame,
-            )[:h, :w]
-        except Cancelled:
-            raise
-        except MemoryError:
-            raise EngineError(
-                f"{self.name}: not enough memory for a {image.shape[1]}x{image.shape[0]} "
-                "unknown region; narrow the unknown band or use the dim engine"
-            ) from None
-        except (ValueError, ArithmeticError, RuntimeError, AssertionError,
-                np.linalg.LinAlgError) as exc:
-            raise EngineError(f"{self.name} failed: {exc or type(exc).__name__}") from None
-        return np.asarray(alpha, dtype=np.float32)
+        return self._padded_solve(image, trimap, cancel, lambda img, tri: estimate_alpha_ifm(
+            img, tri, params=self.params, rtol=self.rtol, maxiter=self.maxiter,
+            progress=progress, cancel=cancel, frame=frame))
 
     def _solver(self) -> Callable[..., np.ndarray]:  # pragma: no cover - _solve is overridden
         raise NotImplementedError
