@@ -639,7 +639,7 @@ class DIMEngine(Engine):
         return EngineError(
             f"the DIM network produced NaN or infinite values on the {kind} with {source}, so it gave "
             "no alpha: the weights or their normalisation are broken. Import or download the weights "
-            "again, or use a classical engine (closed-form, lkm, knn)"
+            "again, or use a classical engine (closed-form, ifm, lkm, knn)"
         )
 
     def _note(self, text: str) -> None:

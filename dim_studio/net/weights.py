@@ -106,7 +106,7 @@ def _how_to_get_weights(gui: bool) -> str:
             " A .safetensors file elsewhere can be used with --weights FILE or the "
             f"{ENV_WEIGHTS} environment variable, or moved into the user data folder."
         )
-    return text + " The classical engines (closed-form, lkm, knn) need no weights."
+    return text + " The classical engines (closed-form, ifm, lkm, knn) need no weights."
 
 
 #: The command line's advice (shell commands); ``how_to_get_weights(gui=True)`` names menu entries instead.

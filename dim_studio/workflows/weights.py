@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the network module imports torch; only the type is needed h
     from ..net.model import DIMConfig
 
 NO_TORCH_PROBLEM = "The dim engine needs torch, which is not installed in this environment."
-CLASSICAL_NEED_NO_WEIGHTS = "The classical engines (closed-form, lkm, knn) need no weights."
+CLASSICAL_NEED_NO_WEIGHTS = "The classical engines (closed-form, ifm, lkm, knn) need no weights."
 NO_TORCH_HELP = f"{NO_TORCH_PROBLEM} {CLASSICAL_NEED_NO_WEIGHTS}"
 
 
