@@ -69,7 +69,7 @@ terms only over its unknown pixels, and the base class tiles large crops
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -411,6 +411,3 @@ class IFMEngine(_PyMattingEngine):
         return self._padded_solve(image, trimap, cancel, lambda img, tri: estimate_alpha_ifm(
             img, tri, params=self.params, rtol=self.rtol, maxiter=self.maxiter,
             progress=progress, cancel=cancel, frame=frame))
-
-    def _solver(self) -> Callable[..., np.ndarray]:  # pragma: no cover - _solve is overridden
-        raise NotImplementedError

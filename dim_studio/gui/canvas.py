@@ -60,6 +60,9 @@ DEFAULT_OVERLAY_COLORS: dict[int, QColor] = {
 DEFAULT_OVERLAY_OPACITY = 0.55
 
 _LABEL_NAMES = {BACKGROUND: "background", UNKNOWN: "unknown", FOREGROUND: "foreground"}
+#: The undo-step names of brush and lasso strokes ("Paint foreground", "Lasso background"):
+#: the quick selection recognises the user's strokes by them.
+PAINT_STEP, LASSO_STEP = "Paint", "Lasso"
 
 _MIN_BRUSH, _MAX_BRUSH = 1, 4000
 _BRUSH_STEP = 1.15  # per key press or wheel notch
@@ -398,7 +401,7 @@ class TrimapCanvas(ImageView):
 
     def _end_stroke(self) -> None:
         self._stroke_last = None
-        box = self._doc.end_stroke(f"Paint {_LABEL_NAMES[self._label]}")
+        box = self._doc.end_stroke(f"{PAINT_STEP} {_LABEL_NAMES[self._label]}")
         self.strokeFinished.emit(box is not None)
 
     # lasso --------------------------------------------------------------------
@@ -429,7 +432,7 @@ class TrimapCanvas(ImageView):
                 if box is not None:
                     self.outlineCompleted.emit(points)
             else:
-                box = self._doc.fill_polygon(points, self._label, f"Lasso {_LABEL_NAMES[self._label]}")
+                box = self._doc.fill_polygon(points, self._label, f"{LASSO_STEP} {_LABEL_NAMES[self._label]}")
         self.strokeFinished.emit(box is not None)
 
     # box ----------------------------------------------------------------------
@@ -494,7 +497,7 @@ class TrimapCanvas(ImageView):
         if self._stroke_last is not None:
             self._stroke_last = None
             if keep_stroke:
-                box = self._doc.end_stroke(f"Paint {_LABEL_NAMES[self._label]}")
+                box = self._doc.end_stroke(f"{PAINT_STEP} {_LABEL_NAMES[self._label]}")
                 self.strokeFinished.emit(box is not None)
             else:
                 self._doc.cancel_stroke()

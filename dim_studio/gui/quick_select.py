@@ -45,6 +45,7 @@ from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN, Box
 from dim_studio.workflows.jobs import JobContext, JobError
 
 from . import dialogs
+from .canvas import LASSO_STEP, PAINT_STEP
 from .jobs import JobLane
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,7 +56,7 @@ __all__ = ["QuickSelectBar", "QuickSelectController", "create_quick_select_toolb
 #: Pause after a keyboard/wheel change of the band before it is applied (ms).
 BAND_DEBOUNCE_MS = 300
 DEFAULT_TIGHTEN_THRESHOLD = 0.02
-_STROKE_PREFIXES = ("Paint ", "Lasso ")
+_STROKE_PREFIXES = (f"{PAINT_STEP} ", f"{LASSO_STEP} ")
 
 
 # --------------------------------------------------------------------------

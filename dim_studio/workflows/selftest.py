@@ -18,10 +18,12 @@ from importlib import metadata
 
 from .. import __version__
 
-#: Distributions whose versions the report shows, by the name users know them by.
+#: (name users know, distribution, module) of each package whose version the report shows.
 PACKAGES = (
-    ("numpy", "numpy"), ("OpenCV", "opencv-python-headless"), ("PySide6", "PySide6-Essentials"),
-    ("torch", "torch"), ("PyMatting", "pymatting"), ("Numba", "numba"), ("safetensors", "safetensors"),
+    ("numpy", "numpy", "numpy"), ("OpenCV", "opencv-python-headless", "cv2"),
+    ("PySide6", "PySide6-Essentials", "PySide6"), ("torch", "torch", "torch"),
+    ("PyMatting", "pymatting", "pymatting"), ("Numba", "numba", "numba"),
+    ("safetensors", "safetensors", "safetensors"),
 )
 
 
@@ -52,10 +54,12 @@ def _version(distribution: str, module: str) -> str | None:
 
 def check_versions() -> Check:
     found, missing = [], []
-    for label, distribution in PACKAGES:
-        module = {"OpenCV": "cv2", "PySide6": "PySide6"}.get(label, distribution.replace("-", "_"))
+    for label, distribution, module in PACKAGES:
         version = _version(distribution, module)
-        (found if version else missing).append(f"{label} {version}" if version else label)
+        if version:
+            found.append(f"{label} {version}")
+        else:
+            missing.append(label)
     detail = (f"DIM Studio {__version__}, Python {platform.python_version()} ({sys.platform}), "
               + ", ".join(found))
     if missing:
