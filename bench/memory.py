@@ -1,8 +1,8 @@
 """Peak memory and time of every engine on large photos with a thin unknown band.
 
-    python bench/memory.py [--sizes 6 12 24] [--engines closed-form lkm knn dim]
+    python bench/memory.py [--sizes 6 12 24] [--engines closed-form ifm lkm knn dim]
         [--band 20] [--cutout] [--untiled] [--threads N] [--device cpu]
-    python bench/memory.py --too-large [--sizes 24] [--engines closed-form lkm knn]
+    python bench/memory.py --too-large [--sizes 24] [--engines closed-form ifm lkm knn]
     python bench/memory.py --probe [--engines ...] [--probe-sides 700 1000] [--probe-bands 20 500]
 
 Each (engine, size) runs in its own fresh Python process, so its peak
@@ -60,7 +60,7 @@ if str(ROOT) not in sys.path:
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN  # noqa: E402
 from scenes import make_big_scene  # noqa: E402  (bench/ is on sys.path as the script's folder)
 
-ENGINES = ["closed-form", "lkm", "knn", "dim"]
+ENGINES = ["closed-form", "ifm", "lkm", "knn", "dim"]
 
 
 # ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
     python bench/quality.py DATA_DIR [--trimaps Trimap1 Trimap2]
         [--engines closed-form lkm knn] [--limit N] [--reference]
-        [--tile N [--tile-context C]]
+        [--tile N [--tile-context C]] [--per-image]
 
 DATA_DIR has the alphamatting layout: ``input_training_lowres/``,
 ``trimap_training_lowres/TrimapK/`` and ``gt_training_lowres/`` (ground truth
@@ -16,6 +16,12 @@ same photos in the same run (alternating with our engines photo by photo, so
 the times compare under the same load), and prints our closed-form engine's mean SAD as a
 ratio to it (target: within 2 %). The data's README quotes 5.31 (Trimap1) and
 7.60 (Trimap2) for that reference.
+
+``--per-image`` prints, per trimap set, every photo's SAD, MSE, Gradient,
+Connectivity and time for each engine, each engine's SAD change relative
+to the first engine named (negative: fewer errors), how many photos it wins
+and loses, and its time as a multiple of the first engine's (mean of the
+per-photo times, and the largest per-photo ratio).
 
 ``--tile N`` also runs every engine forced into tiles with an N px core
 (``tile_above_bytes=0``; ``--tile-context`` sets the context, default the
@@ -125,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run each engine forced into N px tiles and compare with untiled")
     parser.add_argument("--tile-context", type=int, default=None, metavar="C",
                         help="context around each tile (default: the engine's)")
+    parser.add_argument("--per-image", action="store_true",
+                        help="print every photo's metrics per engine, relative to the first engine")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every image")
     args = parser.parse_args(argv)
 
@@ -159,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     if status:
         return status
     _print_table(per_image, table, ratios, full=args.limit is None)
+    if args.per_image:
+        _print_per_image(per_image, [name for name in engines if name != REFERENCE])
     if args.tile:
         _print_tiled(args, engines, per_image)
     print(f"\ntotal wall time {time.perf_counter() - wall:.0f} s")
@@ -207,6 +217,41 @@ def _print_table(per_image, table, ratios, full: bool) -> None:
             note = f"; data README: {readme:.2f}" if readme is not None and full else ""
             print(f"  {trimap_set}: {ours:.3f} / {ref:.3f} = {ratio:.4f} "
                   f"({(ratio - 1) * 100:+.2f} %){note}")
+
+
+def _print_per_image(per_image: dict[str, EvalResults], names: list[str]) -> None:
+    """Every photo's metrics per engine, and each engine against the first (``names[0]``)."""
+    first = names[0]
+    for trimap_set, results in per_image.items():
+        base = {row.image: row for row in results.rows_for(first)}
+        print(f"\n[{trimap_set}] per photo (SAD, Gradient, Connectivity in thousands; "
+              f"dSAD relative to {first})")
+        header = (f"{'photo':<10}  {'engine':<12}  {'SAD':>7}  {'dSAD':>7}  {'MSE':>8}  {'Grad':>7}  "
+                  f"{'Conn':>7}  {'time':>6}")
+        print(header)
+        print("-" * len(header))
+        for image in results.images:
+            for name in names:
+                row = next((r for r in results.rows_for(name) if r.image == image), None)
+                if row is None:
+                    continue
+                ref = base.get(image)
+                change = f"{(row.SAD / ref.SAD - 1) * 100:+6.1f}%" if ref is not None and ref.SAD > 0 else ""
+                print(f"{Path(image).stem:<10}  {name:<12}  {row.SAD:7.3f}  {change:>7}  {row.MSE:8.5f}  "
+                      f"{row.Gradient:7.3f}  {row.Connectivity:7.3f}  {row.seconds:6.2f}")
+        for name in names[1:]:
+            pairs = [(base[r.image], r) for r in results.rows_for(name) if r.image in base]
+            if not pairs:
+                continue
+            wins = sum(r.SAD < b.SAD for b, r in pairs)
+            worst = max(pairs, key=lambda p: p[1].SAD / max(p[0].SAD, 1e-9))
+            time_ratio = np.mean([r.seconds for _, r in pairs]) / max(np.mean([b.seconds for b, _ in pairs]), 1e-9)
+            max_ratio = max(r.seconds / max(b.seconds, 1e-9) for b, r in pairs)
+            print(f"[{trimap_set}] {name} against {first}: mean SAD "
+                  f"{(results.mean(name).SAD / results.mean(first).SAD - 1) * 100:+.1f}%, "
+                  f"wins {wins} of {len(pairs)}, worst {Path(worst[1].image).stem} "
+                  f"({(worst[1].SAD / worst[0].SAD - 1) * 100:+.1f}%); time {time_ratio:.2f}x "
+                  f"(largest per photo {max_ratio:.2f}x)")
 
 
 def _print_tiled(args, engines, per_image) -> None:

@@ -47,8 +47,12 @@ K_KU = 7, K_UU = 5, sigma_CM = 1, sigma_KU = 0.05, sigma_UU = 0.01,
 sigma_L = 1 and lambda = 100; the feature position weights (1, 10, 0.05) and
 the local epsilon (1e-6) are the defaults of the authors' published parameter
 set (``getMattingParams('IFM')`` of their Affinity-Based Matting Toolbox, read
-as a reference, not copied). The LLE regulariser 1e-3 is the value OpenCV's
-``alphamat`` uses.
+as a reference, not copied). The LLE regulariser ``lle_eps`` = 1e-10 was
+measured here: OpenCV's ``alphamat`` uses 1e-3, which on the alphamatting
+training photos (6 photos, Trimap2) gave a mean SAD of 9.82 against 9.27
+with 1e-10 (the weights then reproduce each colour almost exactly, which is
+what the colour-mixture and K-to-U flows assume); ``lle_weights`` falls back
+to the neighbours' mean where the Gram matrix is numerically singular.
 
 Energy selection (paper, sec. 3.5): the K-to-U flow hurts highly transparent
 subjects, so by default (``use_known_to_unknown="auto"``) it is left out when
@@ -59,8 +63,13 @@ the foreground and background pixels near it (within 10 px); a residual
 "highly transparent". ``True``/``False`` force the flow on or off. The test
 runs once on the whole crop, so tiles of one photo all make the same choice.
 
-Not implemented (optional in the paper): the edge-aware and patch-based
-trimap trimming before the K-to-U flow.
+Edge-based trimap trimming (paper, sec. 3.6; ``edge_trim`` = True, see
+``engines.trimming``): unknown pixels next to a known pixel of almost the same
+colour take its label as a sure estimate (confidence 1) in the K-to-U term,
+also when the energy selection leaves the flow itself out. The known pixels
+the solve holds are not changed. Measured on the same 6 photos: mean SAD
+8.40 with it, 9.27 without. Not implemented: the paper's patch-based
+trimming, which needs a patch search over the whole photo.
 
 Memory follows the band: every matrix is built over the crop, the non-local
 terms only over its unknown pixels, and the base class tiles large crops
@@ -85,13 +94,20 @@ DEFAULTS: dict[str, Any] = {
     "ku_k": 7, "ku_xyw": 10.0, "sigma_ku": 0.05,
     "uu_k": 5, "uu_xyw": 0.05, "sigma_uu": 0.01,
     "local_radius": 1, "local_eps": 1e-6, "sigma_l": 1.0,
-    "lle_eps": 1e-3,
-    "ichol_discard": 1e-2,
+    "lle_eps": 1e-10,
+    "ichol_discard": 3e-2,
     "use_known_to_unknown": "auto",
+    "edge_trim": True,
 }
 
 # Share of the progress bar each stage takes (setup, then the solve).
 _STAGES = {"cm": 0.12, "ku": 0.20, "uu": 0.25, "local": 0.30, "precond": 0.35}
+# Diagonal shifts the incomplete Cholesky factorisation tries in turn when
+# dropping entries breaks it (each failure costs a partial factorisation, up
+# to ~1 s on a wide band). Measured on the 27 Trimap1 photos, each shift
+# alone: 0 works for 18, 1e-2 for 2 more, 0.1 for the other 7; PyMatting's
+# 1e-4 and 1e-3 never rescued one, so they are not tried.
+_ICHOL_SHIFTS = [0.0, 1e-2, 0.1, 0.5, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5]
 # Unknown pixels per chunk of vectorised work (bounds the temporaries and
 # lets cancel be polled inside a stage).
 _CHUNK = 65536
@@ -149,7 +165,15 @@ def lle_weights(colors: np.ndarray, neighbors: np.ndarray, eps: float) -> np.nda
     s = z.sum(axis=1)  # Z^T 1
     v = np.linalg.solve(g, s[..., None])[..., 0]
     w = 1.0 - np.einsum("nki,ni->nk", z, v)
-    return w / w.sum(axis=1, keepdims=True)
+    total = w.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = w / total
+    # A (numerically) singular Gram matrix with a tiny regulariser: fall back
+    # to the plain mean of the neighbours rather than spread NaNs.
+    bad = ~np.isfinite(w).all(axis=1)
+    if bad.any():
+        w[bad] = 1.0 / w.shape[1]
+    return w
 
 
 def looks_highly_transparent(image: np.ndarray, trimap: np.ndarray) -> bool:
@@ -174,6 +198,39 @@ def looks_highly_transparent(image: np.ndarray, trimap: np.ndarray) -> bool:
     weights = np.linalg.lstsq(basis, target, rcond=None)[0]
     residual = basis @ weights - target
     return bool(np.linalg.norm(residual) / residual.size > 0.0099)
+
+
+def _known_to_unknown(
+    image: np.ndarray, colors: np.ndarray, unk: np.ndarray, fg_idx: np.ndarray,
+    bg_idx: np.ndarray, p: dict[str, Any], frame: tuple[int, int] | None, cancel: CancelFn,
+    est: np.ndarray, conf: np.ndarray,
+) -> None:
+    """Fill ``est`` (w^F_p) and ``conf`` (eta_p) of the K-to-U flow for the unknown pixels."""
+    nu = len(unk)
+    feats = _features(image, p["ku_xyw"], frame)
+    k_f = min(int(p["ku_k"]), len(fg_idx))
+    k_b = min(int(p["ku_k"]), len(bg_idx))
+    fg_tree, bg_tree = _Neighbours(feats[fg_idx]), _Neighbours(feats[bg_idx])
+    for start in range(0, nu, _CHUNK):
+        check_cancel(cancel)
+        q = unk[start:start + _CHUNK]
+        nf = fg_idx[fg_tree.query(feats[q], k_f)]
+        nb = bg_idx[bg_tree.query(feats[q], k_b)]
+        wts = lle_weights(colors[q], colors[np.concatenate([nf, nb], axis=1)], p["lle_eps"])
+        wf, wb = wts[:, :k_f], wts[:, k_f:]
+        sf, sb = wf.sum(axis=1), wb.sum(axis=1)
+        # Weighted mean colours of the foreground and background that mixed.
+        # LLE weights can be negative, so a side's total can be near 0 and
+        # its "mean" colour far outside the colour cube: clip to the cube,
+        # or one such pixel's confidence (1e10 seen on GT07) swamps the
+        # system and CG stops after one iteration. Confidence is in [0, 1].
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fcol = np.einsum("nk,nki->ni", wf, colors[nf]) / sf[:, None]
+            bcol = np.einsum("nk,nki->ni", wb, colors[nb]) / sb[:, None]
+        fcol = np.clip(np.nan_to_num(fcol, nan=0.0), 0.0, 1.0)
+        bcol = np.clip(np.nan_to_num(bcol, nan=0.0), 0.0, 1.0)
+        conf[start:start + len(q)] = np.sum((fcol - bcol) ** 2, axis=1) / 3.0
+        est[start:start + len(q)] = np.clip(sf, 0.0, 1.0)
 
 
 def _stage(progress: ProgressFn, cancel: CancelFn, name: str) -> None:
@@ -252,34 +309,20 @@ def estimate_alpha_ifm(
     use_ku = p["use_known_to_unknown"]
     if use_ku == "auto":
         use_ku = not looks_highly_transparent(image, np.round(trimap * 255).astype(np.uint8))
+    est = np.zeros(nu)
+    conf = np.zeros(nu)
     if use_ku:
-        feats = _features(image, p["ku_xyw"], frame)
-        k_f = min(int(p["ku_k"]), len(fg_idx))
-        k_b = min(int(p["ku_k"]), len(bg_idx))
-        fg_tree, bg_tree = _Neighbours(feats[fg_idx]), _Neighbours(feats[bg_idx])
-        est = np.empty(nu)
-        conf = np.empty(nu)
-        for start in range(0, nu, _CHUNK):
-            check_cancel(cancel)
-            q = unk[start:start + _CHUNK]
-            nf = fg_idx[fg_tree.query(feats[q], k_f)]
-            nb = bg_idx[bg_tree.query(feats[q], k_b)]
-            wts = lle_weights(colors[q], colors[np.concatenate([nf, nb], axis=1)], p["lle_eps"])
-            wf, wb = wts[:, :k_f], wts[:, k_f:]
-            sf, sb = wf.sum(axis=1), wb.sum(axis=1)
-            # Weighted mean colours of the foreground and background that mixed.
-            # LLE weights can be negative, so a side's total can be near 0 and
-            # its "mean" colour far outside the colour cube: clip to the cube,
-            # or one such pixel's confidence (1e10 seen on GT07) swamps the
-            # system and CG stops after one iteration. Confidence is in [0, 1].
-            with np.errstate(divide="ignore", invalid="ignore"):
-                fcol = np.einsum("nk,nki->ni", wf, colors[nf]) / sf[:, None]
-                bcol = np.einsum("nk,nki->ni", wb, colors[nb]) / sb[:, None]
-            fcol = np.clip(np.nan_to_num(fcol, nan=0.0), 0.0, 1.0)
-            bcol = np.clip(np.nan_to_num(bcol, nan=0.0), 0.0, 1.0)
-            conf[start:start + len(q)] = np.sum((fcol - bcol) ** 2, axis=1) / 3.0
-            est[start:start + len(q)] = np.clip(sf, 0.0, 1.0)
-        del feats, fg_tree, bg_tree
+        _known_to_unknown(image, colors, unk, fg_idx, bg_idx, p, frame, cancel, est, conf)
+    if p["edge_trim"]:
+        # Pixels the trimming labels become sure estimates of the K-to-U term
+        # (paper, sec. 3.6), whether or not the flow itself is used.
+        from .trimming import edge_trim
+
+        trimmed = edge_trim(image, is_fg.reshape(h, w), is_bg.reshape(h, w), cancel=cancel).ravel()[unk]
+        sure = trimmed >= 0
+        est[sure] = trimmed[sure]
+        conf[sure] = 1.0
+    if conf.any():
         h_diag = p["sigma_ku"] * conf
         a = a + sp.diags(h_diag)
         b = b + h_diag * est
@@ -322,8 +365,11 @@ def estimate_alpha_ifm(
     a.sum_duplicates()
     # The colour-mixture term makes ~100 entries per row (closed-form: 25);
     # PyMatting's default threshold (1e-4) then spends seconds on a nearly
-    # exact factor. 1e-2 keeps it cheap, CG takes a few more iterations.
-    precond = ichol(a, discard_threshold=p["ichol_discard"])
+    # exact factor. Measured on five Trimap2 photos (GT02/08/13/18/26, the
+    # result unchanged): 62.6 s in all at 1e-2, 49.5 s at 3e-2, 55.1 s at 1e-1
+    # (closed-form: 28.0 s); a sparser factor fails and is retried with a
+    # shift more often, a denser one costs more per CG iteration.
+    precond = ichol(a, discard_threshold=p["ichol_discard"], shifts=_ICHOL_SHIFTS)
     _stage(progress, cancel, "precond")
 
     callback = _cg_callback(scaled_progress(progress, _STAGES["precond"], 1.0), cancel, rtol)
@@ -344,14 +390,18 @@ class IFMEngine(_PyMattingEngine):
     # The non-local flows look for neighbours in colour across what they see:
     # more context than closed-form's, as for KNN.
     context_margin = 32
-    # Memory model: the local Laplacian is built over the window as for
-    # closed-form (~560 B/px); per unknown pixel the system has ~100 entries
-    # a row (colour mixture) and its incomplete-Cholesky factor. Peak RSS
-    # measured on 40k-50k unknown pixels: ~4.5 kB per unknown pixel in all,
-    # against ~3.6 kB for closed-form in the same runs (imports included).
-    solve_bytes_per_pixel = 600.0
-    solve_bytes_per_unknown = 5000.0
-    tile_above_bytes = GIB
+    # Memory model (bench/memory.py --probe, untiled solves): the window costs
+    # ~620 B/px (the local Laplacian, features, the trimming's labels); each
+    # unknown pixel ~3.0-3.2 kB on top (the colour-mixture rows, ~100
+    # entries each, and their incomplete-Cholesky factor), against
+    # 2.1-2.2 kB for closed-form in the same run. Rounded up as closed-form's is.
+    solve_bytes_per_pixel = 650.0
+    solve_bytes_per_unknown = 4000.0
+    # Whole up to ~1.5 GB, so every photo of the alphamatting set (up to
+    # 0.5 MP, 210k unknown pixels) solves whole: tiled, each tile rebuilds
+    # its neighbour searches and solves its overlap again, 3x the time on
+    # GT08 (69 s in 9 tiles, 22 s whole at a peak of 832 MiB).
+    tile_above_bytes = 3 * GIB // 2
     tile_size = 256
 
     def __init__(self, **options: Any) -> None:
