@@ -92,3 +92,30 @@ def test_preview_job_composes_the_display_and_redisplay_reuses_the_matte():
                                         Display(PreviewMode.CHECKERBOARD)))
     assert len(partials) == 1 and not partials[0].final  # the matte before its foreground
     assert staged.pixels.shape == (*scene.trimap.shape, 4)
+
+
+def test_ifm_preview_hands_over_closed_forms_matte_first_then_its_own():
+    from dim_studio.engines import create_engine
+    from dim_studio.workflows.engine_choice import EngineChoice
+    from dim_studio.workflows.jobs import JobContext
+    from dim_studio.workflows.preview import PreviewRequest, run_preview
+
+    yy, xx = np.mgrid[0:48, 0:48]
+    r = np.hypot(yy - 24, xx - 24)
+    alpha = np.clip((12.0 - r) / 4.0 + 0.5, 0, 1)
+    image = (alpha[..., None] * np.array([0.9, 0.7, 0.2]) + (1 - alpha[..., None]) * np.array([0.1, 0.5, 0.7]))
+    image = image.astype(np.float32)
+    trimap = np.full((48, 48), 128, np.uint8)
+    trimap[r > 17] = 0
+    trimap[r < 7] = 255
+    partials: list = []
+    progress: list[float] = []
+    ctx = JobContext.standalone(progress=progress.append, partial=partials.append)
+    final = run_preview(ctx, PreviewRequest(image, trimap, EngineChoice("ifm", {})))
+    assert [p.engine_label for p in partials] == ["closed-form"]
+    quick = partials[0]
+    assert quick.refining == "ifm" and not quick.final
+    np.testing.assert_allclose(quick.alpha, create_engine("closed-form").estimate(image, trimap), atol=1e-6)
+    assert final.final and final.refining == "" and final.engine_label == "ifm"
+    np.testing.assert_allclose(final.alpha, create_engine("ifm").estimate(image, trimap), atol=1e-6)
+    assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)

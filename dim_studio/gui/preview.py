@@ -154,7 +154,8 @@ class PreviewPane(QWidget):
     overlayColorRequested = Signal()
     #: the decontamination slider moved: strength 0-1
     decontaminationChanged = Signal(float)
-    #: "" when idle, else what the busy overlay says ("Computing preview…", "Computing preview… 42 %")
+    #: "" when idle, else what the busy overlay says ("Computing preview…", "Computing preview… 42 %",
+    #: "Refining with ifm… 60 %" over a stand-in engine's matte)
     busyTextChanged = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -337,6 +338,7 @@ class PreviewPane(QWidget):
     def show_result(self, result: PreviewResult, image: QImage | None = None) -> None:
         """Show a result: ``image`` is its pixels as made in the lane (without it, the pixels are converted here)."""
         self._result = result
+        self._update_busy()  # a stand-in's matte: the overlay says what is refining it
         self._shown_image = image if image is not None else (
             None if result.pixels is None else numpy_to_qimage(result.pixels))
         if not self._comparing:
@@ -408,7 +410,8 @@ class PreviewPane(QWidget):
         if self._busy_since is None:
             text = ""
         else:
-            text = "Computing preview…"
+            refining = self._result.refining if self._result is not None else ""
+            text = f"Refining with {refining}…" if refining else "Computing preview…"
             if time.monotonic() - self._busy_since >= PROGRESS_AFTER_S:
                 text += f" {int(100 * self._fraction)} %"
         self.view.set_busy_text(text)

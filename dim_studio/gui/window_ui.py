@@ -609,20 +609,31 @@ class WindowUi:
             self.device_label.setText(f"Device: {self.device_combo.currentText()}")
 
     def _on_preview_busy(self, text: str) -> None:
-        """The status bar says what the pane says: computing (with the percentage after a second)."""
-        if text:
+        """The status bar says what the pane says: computing, or refining a stand-in's matte
+        (with the percentage after a second)."""
+        label = self.preview_label.text()
+        if text.startswith("Refining"):
+            self.preview_label.setText(f"{self._preview_status} — r{text[1:]}")
+        elif text:
             self.preview_label.setText("Preview: computing…" + text.split("…", 1)[-1])
-        elif self.preview_label.text().startswith("Preview: computing"):
+        elif label.startswith("Preview: computing") or " — refining" in label:
             self.preview_label.setText(self._preview_status)
 
     def show_preview_status(self, result: "PreviewResult") -> None:
+        """Which engine made the matte on screen, how long it took and at what size."""
         h, w = result.work_size
         scale = "" if result.scale >= 1.0 else f" (×{result.scale:.2f})"
-        text = f"Preview: {result.seconds:.2f} s at {w}×{h}{scale}"
-        self._preview_status = text
-        if not self.preview.is_busy:  # the alpha-only stage of a cut-out: still computing
-            self.preview_label.setText(text)
-        self.preview.set_timing(f"{result.seconds:.2f} s · {w}×{h}{scale}")
+        timing = f"{result.seconds:.2f} s at {w}×{h}{scale}"
+        self._preview_status = f"Preview: {result.engine_label}, {timing}"
+        if result.refining:
+            self.preview_label.setText(f"{self._preview_status} — refining with {result.refining}…")
+        elif not self.preview.is_busy:  # the alpha-only stage of a cut-out: still computing
+            self.preview_label.setText(self._preview_status)
+        self.preview_label.setToolTip(
+            f"The preview shows {result.refining}'s matte once it is computed; {result.engine_label}'s "
+            "comes first because it is faster while you paint. Export uses the toolbar's engine."
+            if result.refining else "The engine, time and working size of the matte on screen")
+        self.preview.set_timing(f"{result.engine_label} · {result.seconds:.2f} s · {w}×{h}{scale}")
         self.device_label.setText(f"Device: {result.device_label}")
 
     # -- small slots ---------------------------------------------------------------------

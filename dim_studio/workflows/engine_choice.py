@@ -27,6 +27,12 @@ AUTO_DEVICE = "auto"
 #: What the live preview asks a network engine for: the fastest precision
 #: that is good enough to judge a matte (``engines.dim.PRECISIONS``).
 PREVIEW_PRECISION = "auto"
+#: Engines too slow to re-solve after every stroke, and the faster engine the
+#: live preview shows first while they compute. ifm takes about twice to three
+#: times closed-form's time on the same pixels (README, "Engines"), and its
+#: matte differs mostly in fine detail, so closed-form's comes first and ifm's
+#: replaces it once the user pauses; a new stroke cancels the refinement.
+PREVIEW_STAND_INS: dict[str, str] = {"ifm": "closed-form"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,12 @@ def preview_options(choice: EngineChoice) -> dict[str, Any]:
     if not engine_info(choice.name).needs_weights or choice.options.get("precision"):
         return dict(choice.options)
     return {**choice.options, "precision": PREVIEW_PRECISION}
+
+
+def preview_stand_in(choice: EngineChoice) -> EngineChoice | None:
+    """The engine the live preview shows first for ``choice`` (``PREVIEW_STAND_INS``), or None."""
+    stand_in = PREVIEW_STAND_INS.get(choice.name)
+    return None if stand_in is None else EngineChoice(stand_in, engine_options(stand_in))
 
 
 def default_engine(weights: str | None = None) -> tuple[str, tuple[str, ...]]:
@@ -115,6 +127,6 @@ def choose_engine(
 
 
 __all__ = [
-    "AUTO_DEVICE", "OFFLINE_DEFAULT", "PREVIEW_PRECISION", "EngineChoice", "choose_engine", "default_engine",
-    "default_engine_name", "engine_options", "preview_options",
+    "AUTO_DEVICE", "OFFLINE_DEFAULT", "PREVIEW_PRECISION", "PREVIEW_STAND_INS", "EngineChoice", "choose_engine",
+    "default_engine", "default_engine_name", "engine_options", "preview_options", "preview_stand_in",
 ]

@@ -20,7 +20,8 @@ from ..compose import DEFAULT_DECONTAMINATION, decontaminate
 from ..enums import TextEnum
 from ..export import Background, composite
 from ..trimap_mirror import TrimapSnapshot, as_trimap
-from .engine_choice import EngineChoice, preview_options
+from ..engines.base import scaled_progress
+from .engine_choice import EngineChoice, preview_options, preview_stand_in
 from .jobs import JobContext
 from .preview_scale import (
     auto_pixel_budget, choose_scale, estimate_alpha_scaled, estimate_foreground_scaled,
@@ -152,6 +153,8 @@ class PreviewResult:
     final: bool                  # False for the alpha-only stage before the foreground
     display: Display = Display()
     pixels: np.ndarray | None = None  # compose_preview(...) for ``display``
+    #: the engine whose matte will replace this one (a stand-in's result), else ""
+    refining: str = ""
 
 
 def device_label(engine: Any) -> str:
@@ -167,35 +170,54 @@ def device_label(engine: Any) -> str:
         return str(device).split(":")[0].upper()
 
 
+#: Share of the progress bar the stand-in's solve takes (it is the faster one).
+STAND_IN_SHARE = 0.25
+
+
 def run_preview(ctx: JobContext, request: PreviewRequest) -> PreviewResult:
     """Alpha (maybe downscaled), then, if the mode shows a cutout, the foreground colours.
 
     With a cutout mode the alpha-only stage is handed to ``ctx.partial`` first
     (with the photo standing in for the foreground), so the matte appears
-    before the slower foreground estimate.
+    before the slower foreground estimate. An engine with a preview stand-in
+    (``engine_choice.PREVIEW_STAND_INS``) first hands over the stand-in's
+    matte, marked ``refining``, then computes its own.
     """
-    # Previews take the fast precision where it is native (bf16 on such CPUs); exports stay fp32.
-    engine = ctx.engines.get(request.engine.name, preview_options(request.engine))
-    device = getattr(engine, "device", None)
-    budget = auto_pixel_budget(request.engine.name, None if device is None else str(device))
-    trimap = as_trimap(request.trimap)
-    scale = choose_scale(trimap, request.resolution, budget, engine.context_margin)
     start = time.perf_counter()
-    scaled = estimate_alpha_scaled(
-        engine, request.image, trimap, scale, progress=ctx.progress, cancel=ctx.cancelled
-    )
-    display = request.display
-    want_foreground = PreviewMode(display.mode).needs_foreground
-    result = PreviewResult(
-        scaled.alpha, None, trimap, scaled.scale, scaled.work_size,
-        time.perf_counter() - start, engine.describe(), device_label(engine),
-        final=not want_foreground, display=display,
-        pixels=compose_preview(request.image, scaled.alpha, None, display),
-    )
-    if not want_foreground:
+    stand_in = preview_stand_in(request.engine)
+    progress = ctx.progress
+    if stand_in is not None:
+        quick = _solve(ctx, request, stand_in, scaled_progress(ctx.progress, 0.0, STAND_IN_SHARE), start)
+        ctx.partial(replace(quick, refining=request.engine.name, final=False))
+        progress = scaled_progress(ctx.progress, STAND_IN_SHARE, 1.0)
+    result = _solve(ctx, request, request.engine, progress, start)
+    if result.final:
         return result
     ctx.partial(result)
-    return redisplay(ctx, request.image, result, display, started=start)
+    return redisplay(ctx, request.image, result, request.display, started=start)
+
+
+def _solve(
+    ctx: JobContext, request: PreviewRequest, choice: EngineChoice, progress: Any, start: float
+) -> PreviewResult:
+    """``choice``'s alpha at the preview's scale, composed with the photo as the foreground;
+    final when the display needs no foreground estimate. ``seconds`` count from ``start``."""
+    # Previews take the fast precision where it is native (bf16 on such CPUs); exports stay fp32.
+    engine = ctx.engines.get(choice.name, preview_options(choice))
+    device = getattr(engine, "device", None)
+    budget = auto_pixel_budget(choice.name, None if device is None else str(device))
+    trimap = as_trimap(request.trimap)
+    scale = choose_scale(trimap, request.resolution, budget, engine.context_margin)
+    scaled = estimate_alpha_scaled(
+        engine, request.image, trimap, scale, progress=progress, cancel=ctx.cancelled
+    )
+    display = request.display
+    return PreviewResult(
+        scaled.alpha, None, trimap, scaled.scale, scaled.work_size,
+        time.perf_counter() - start, engine.describe(), device_label(engine),
+        final=not PreviewMode(display.mode).needs_foreground, display=display,
+        pixels=compose_preview(request.image, scaled.alpha, None, display),
+    )
 
 
 def redisplay(

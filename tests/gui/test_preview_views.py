@@ -270,3 +270,39 @@ def test_keyboard_shortcuts_dialog_lists_every_action(window, qtbot):
     assert any("wheel" in keys.lower() for _w, _what, keys in rows)
     qtbot.addWidget(dialog)
     dialog.close()
+
+
+def test_a_slow_engine_shows_its_stand_ins_matte_first_then_its_own(window, scene, blocking, qtbot, monkeypatch):
+    # As ifm does with closed-form: the fast engine's matte appears at once, marked as
+    # being refined; the chosen engine's replaces it; a new stroke cancels the refinement.
+    from dim_studio.workflows import engine_choice
+
+    monkeypatch.setitem(engine_choice.PREVIEW_STAND_INS, "blocking", "closed-form")
+    window.set_engine("blocking")
+    assert window.open_image(str(scene[0]), str(scene[1]))
+    pane = window.preview_pane
+    qtbot.waitUntil(lambda: pane.result is not None and pane.result.refining == "blocking", timeout=TIMEOUT)
+    assert pane.result.engine_label == "closed-form" and not pane.result.final
+    assert pane.displayed_pixels() is not None  # the stand-in's matte is on screen
+    assert pane.view.busy_overlay_visible() and pane.busy_text().startswith("Refining with blocking")
+    status = window.ui.preview_label.text()
+    assert status.startswith("Preview: closed-form, ") and "refining with blocking" in status, status
+
+    # A stroke while refining: the refinement is cancelled and a new stand-in matte comes first.
+    runs = blocking.runs
+    qtbot.waitUntil(blocking.started.is_set, timeout=TIMEOUT)
+    window.canvas.document.begin_stroke()
+    window.canvas.document.paint_segment((W / 2, H / 2 - 11), (W / 2 + 2, H / 2 - 11), 2, FOREGROUND)
+    window.canvas.document.end_stroke("Paint")
+    first_id = window.preview.latest_id
+    window.preview.request_now()
+    qtbot.waitUntil(lambda: window.preview.displayed_id != first_id and pane.result.refining == "blocking",
+                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: blocking.runs > runs, timeout=TIMEOUT)  # the new request's own solve started
+
+    blocking.release.set()
+    wait_final(qtbot, window)
+    assert pane.result.engine_label == "blocking" and pane.result.refining == ""
+    assert not pane.view.busy_overlay_visible()
+    status = window.ui.preview_label.text()
+    assert status.startswith("Preview: blocking, ") and "refining" not in status, status
