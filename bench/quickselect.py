@@ -1,7 +1,8 @@
 """Quick selection: is a box drag plus a few strokes a usable start? Speed and agreement on real photos.
 
     python bench/quickselect.py [FOLDER] [--trimap-set Trimap1] [--engine closed-form]
-        [--max-side 512,800] [--band default,N] [--strokes 3] [--out DIR] [--only NAME,...] [--big WxH]
+        [--max-side 512,800] [--band default,N] [--strokes 3] [--unknown-strokes] [--out DIR]
+        [--only NAME,...] [--big WxH]
 
 FOLDER defaults to ../shared/data/alphamatting_test_lowres_noGT (alphamatting.com's
 low-resolution test set: ``input_lowres/<name>.png`` and
@@ -12,8 +13,9 @@ as the oracle of what they want:
 
 1. Box: the user's drag is stood in for by the bounding box of the provided
    trimap's non-background pixels, grown by 5% of its size on each side (one
-   click-and-drag). ``quickselect.segment`` (GrabCut) and the trimap at
-   ``default_band`` follow, as in the window.
+   click-and-drag). ``quickselect.segment`` (GrabCut) and its trimap at
+   ``default_band`` (``Segmentation.trimap``: the adaptive band, widened
+   where the edge looks soft) follow, as in the window.
 2. Strokes (at most ``--strokes``, 3 by default): while the result is not
    usable (below), the user paints one stroke with the sure-foreground or
    sure-background brush on the largest connected region where the quick
@@ -23,7 +25,24 @@ as the oracle of what they want:
    farthest points) with a brush of radius 1.5% of the photo's longer side,
    and covers only pixels where the provided trimap is sure of that label
    (the user paints only where they are sure). GrabCut then re-runs from
-   scratch with all strokes so far as hints, as the window does.
+   scratch with all strokes so far as hints, and the result may only move
+   in the stroke's direction (``quickselect.keep_stroke_direction``: a
+   background stroke takes away, a foreground stroke adds), as the window
+   does.
+3. With ``--unknown-strokes``, once the wrong labels are under 1% (those
+   first: the solver cannot undo them), a stroke may instead be the window's
+   lasso (L) with the unknown label (3), what a user does over a net, a bag
+   or a mass of hair: the candidate regions are then also the connected
+   regions the provided trimap calls unknown and the quick trimap known,
+   and the user picks, among all candidates, the one where the preview looks
+   most wrong (the largest sum of |preview alpha - the provided trimap's
+   alpha| over the region). A sure-label region gets a brush stroke as in 2;
+   an unknown one a lasso round the part of it wider than a brush (an
+   opening with a disc of the brush radius; its largest piece, outer contour
+   simplified to within half a radius), filled entirely, not clipped to the
+   provided trimap (a region with no part that wide gets an unknown brush
+   stroke as in 2). As in the window, an unknown stroke does not re-run
+   GrabCut (GrabCut s is 0 for it) and is kept unknown by later re-runs.
 
 Usable, after the box or a stroke, means both of:
 
@@ -50,7 +69,8 @@ and the engine at full resolution (what export would compute, and what the
 ``--out`` writes, per photo and working size, a PNG for a person to look at:
 the photo with the final quick trimap overlaid (background tinted blue,
 unknown band yellow, foreground untinted; wrong known labels in magenta;
-foreground strokes green, background strokes red, the box in cyan) beside the
+foreground strokes green, background strokes red, unknown lassos orange, the
+box in cyan) beside the
 preview's alpha, and the same alpha alone.
 
 ``--big WxH`` adds a table for a synthetic photo of that size (e.g. 6000x4000,
@@ -97,6 +117,8 @@ USABLE_WRONG = 0.01
 USABLE_DALPHA = 0.03
 #: The simulated user's brush radius, as a fraction of the photo's longer side.
 BRUSH_FRACTION = 0.015
+#: The user may also lasso soft zones with the unknown label (--unknown-strokes).
+UNKNOWN_STROKES = False
 
 
 def box_from_trimap(trimap: np.ndarray, grow: float = 0.05) -> tuple[int, int, int, int]:
@@ -106,6 +128,9 @@ def box_from_trimap(trimap: np.ndarray, grow: float = 0.05) -> tuple[int, int, i
     dx, dy = grow * (x1 - x0), grow * (y1 - y0)
     h, w = trimap.shape
     return (max(0, int(x0 - dx)), max(0, int(y0 - dy)), min(w, int(x1 + dx)), min(h, int(y1 + dy)))
+
+
+LABEL_NAMES = {FOREGROUND: "FG", BACKGROUND: "BG", UNKNOWN: "UNK"}
 
 
 def timed(fn):
@@ -130,24 +155,47 @@ def wrong_fraction(quick: np.ndarray, provided: np.ndarray) -> float:
     return float(np.count_nonzero(false_fg) + np.count_nonzero(false_bg)) / max(1, known)
 
 
-def largest_wrong_region(quick: np.ndarray, provided: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """The largest connected wrongly labelled region and the label the user would paint on it.
+def disagreements(quick: np.ndarray, provided: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """The disagreement masks a stroke can fix, each with the label the user would paint on it.
 
-    Regions are ranked by their area after a 3x3 opening, so that a sliver a
-    pixel or two wide along the provided band (where the two bands merely
-    have different widths, which no stroke fixes) does not beat a real blob;
-    when only slivers are left the plain area decides.
+    Wrong known labels (quick foreground where the provided trimap says
+    background: a background stroke, and the reverse), and, with
+    ``--unknown-strokes``, known pixels the provided trimap calls unknown
+    (an unknown lasso).
     """
-    best_key, best = (-1, -1), None
+    false_fg, false_bg = wrong_labels(quick, provided)
+    found = [(false_fg, BACKGROUND), (false_bg, FOREGROUND)]
+    if UNKNOWN_STROKES:
+        found.append(((quick != UNKNOWN) & (provided == UNKNOWN), UNKNOWN))
+    return found
+
+
+def worst_region(quick: np.ndarray, provided: np.ndarray, error: np.ndarray | None = None,
+                 sure_only: bool = False) -> tuple[np.ndarray, int] | None:
+    """The connected disagreement region the user paints next, and the label they paint.
+
+    With ``error`` (|preview alpha - the alpha the user wants|, per pixel) the
+    region whose matte looks most wrong wins: the largest sum of ``error``
+    over the region, what a user comparing the preview with the subject sees.
+    Without it (or when every region's error is 0) regions are ranked by their
+    area after a 3x3 opening, so that a sliver a pixel or two wide along the
+    provided band (where the two bands merely have different widths, which no
+    stroke fixes) does not beat a real blob; when only slivers are left the
+    plain area decides.
+    """
+    best_key: tuple[float, int, int] = (-1.0, -1, -1)
+    best = None
     kernel = np.ones((3, 3), np.uint8)
-    for wrong, label in zip(wrong_labels(quick, provided), (BACKGROUND, FOREGROUND)):
-        if not wrong.any():
+    for wrong, label in disagreements(quick, provided):
+        if not wrong.any() or (sure_only and label == UNKNOWN):
             continue
         n, comp, stats, _ = cv2.connectedComponentsWithStats(wrong.view(np.uint8), connectivity=8)
         opened = cv2.morphologyEx(wrong.view(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
         solid = np.bincount(comp[opened], minlength=n)
+        seen = (np.bincount(comp.ravel(), weights=error.ravel(), minlength=n) if error is not None
+                else np.zeros(n))
         for i in range(1, n):
-            key = (int(solid[i]), int(stats[i, cv2.CC_STAT_AREA]))
+            key = (float(seen[i]), int(solid[i]), int(stats[i, cv2.CC_STAT_AREA]))
             if key > best_key:
                 best_key, best = key, (comp, i, label)
     if best is None:
@@ -214,18 +262,58 @@ def medial_path(region: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Stroke:
-    label: int          # FOREGROUND or BACKGROUND
+    label: int          # FOREGROUND, BACKGROUND or UNKNOWN
     mask: np.ndarray    # bool (H, W): the pixels painted
-    path: np.ndarray    # (N, 2) x, y
+    path: np.ndarray    # (N, 2) x, y: the brush's path, or the lasso's polygon
     region_px: int      # size of the wrong region it was aimed at
+    lasso: bool = False
 
 
-def plan_stroke(quick: np.ndarray, provided: np.ndarray, radius: int) -> Stroke | None:
-    """The simulated user's next stroke (module docstring), or None when nothing is wrong."""
-    found = largest_wrong_region(quick, provided)
+def plan_lasso(region: np.ndarray, radius: int) -> Stroke | None:
+    """An unknown lasso round the solid part of ``region``, or None when it has none.
+
+    The solid part is what is left after an opening with a disc of the brush
+    radius (strips narrower than a brush, e.g. where two bands merely differ
+    in width, are not worth a lasso); its largest piece is traced by the
+    user's polygon (the outer contour simplified to within half a brush
+    radius), and the lasso fills the whole polygon: unlike the brush strokes
+    it is not clipped to where the provided trimap agrees.
+    """
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    solid = cv2.morphologyEx(region.view(np.uint8), cv2.MORPH_OPEN, kernel)
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    if n <= 1:
+        return None
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    piece = (comp == biggest).astype(np.uint8)
+    contours, _ = cv2.findContours(piece, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    outline = max(contours, key=cv2.contourArea)
+    polygon = cv2.approxPolyDP(outline, 0.5 * radius, True)
+    canvas = np.zeros(region.shape, np.uint8)
+    cv2.fillPoly(canvas, [polygon], 1)
+    return Stroke(UNKNOWN, canvas.astype(bool), polygon.reshape(-1, 2).astype(np.float64),
+                  int(region.sum()), lasso=True)
+
+
+def plan_stroke(quick: np.ndarray, provided: np.ndarray, radius: int,
+                error: np.ndarray | None = None) -> Stroke | None:
+    """The simulated user's next stroke (module docstring, steps 2 and 3), or None when nothing is wrong.
+
+    ``error`` is |preview alpha - the provided trimap's alpha|, what the user
+    sees is wrong in the preview (used by step 3 only).
+    """
+    if wrong_fraction(quick, provided) >= USABLE_WRONG or not UNKNOWN_STROKES:
+        # Wrong known labels first: the solver cannot undo them.
+        found = worst_region(quick, provided, None, sure_only=True)
+    else:
+        found = worst_region(quick, provided, error)
     if found is None:
         return None
     region, label = found
+    if label == UNKNOWN:
+        lasso = plan_lasso(region, radius)
+        if lasso is not None:
+            return lasso
     path = medial_path(region)
     canvas = np.zeros(quick.shape, np.uint8)
     pts = np.round(path).astype(np.int32).reshape(-1, 1, 2)
@@ -283,11 +371,18 @@ def simulate(image, provided, reference, box, band, max_side, max_strokes, engin
     hints = np.full((h, w), qs.NO_HINT, np.uint8)
     strokes: list[Stroke] = []
     steps: list[Step] = []
+    seg = None
     while True:
         painted = hints if strokes else None
-        t_gc, seg = timed(lambda: qs.segment(image, box=box, hints=painted, max_side=max_side))
+        if seg is None or strokes[-1].label != UNKNOWN:
+            last = seg
+            t_gc, seg = timed(lambda: qs.segment(image, box=box, hints=painted, max_side=max_side))
+            if last is not None:  # as the window does after a sure stroke
+                seg = qs.keep_stroke_direction(seg, last, {strokes[-1].label})
+        else:
+            t_gc = 0.0  # an unknown stroke is only kept, as in the window: no GrabCut re-run
         # What the window does after a run: the distances, then the band's threshold.
-        t_tri, quick = timed(lambda: qs.trimap_from_distance(seg.mask, seg.distance(), band, hints=painted))
+        t_tri, quick = timed(lambda: seg.trimap(band, hints=painted))
         scale = choose_scale(quick, AUTO, budget, engine.context_margin)
         t_prev, scaled = timed(lambda: estimate_alpha_scaled(engine, image, quick, scale))
         if scaled.scale >= 1.0:
@@ -297,12 +392,13 @@ def simulate(image, provided, reference, box, band, max_side, max_strokes, engin
         wrong = wrong_fraction(quick, provided)
         dalpha = float(np.mean(np.abs(alpha - reference)))
         usable = wrong < USABLE_WRONG and dalpha < USABLE_DALPHA
-        what = "box" if not strokes else f"+{'FG' if strokes[-1].label == FOREGROUND else 'BG'} stroke {len(strokes)}"
+        what = "box" if not strokes else \
+            f"+{LABEL_NAMES[strokes[-1].label]} {'lasso' if strokes[-1].lasso else 'stroke'} {len(strokes)}"
         steps.append(Step(what, t_gc, t_tri, t_prev, scaled.scale, scaled.work_size, t_full, wrong, dalpha,
                           float(np.mean(np.abs(scaled.alpha - reference))), usable))
         if usable or len(strokes) >= max_strokes:
             return steps, strokes, seg, quick, scaled.alpha
-        stroke = plan_stroke(quick, provided, radius)
+        stroke = plan_stroke(quick, provided, radius, np.abs(scaled.alpha - reference))
         if stroke is None or not stroke.mask.any():
             return steps, strokes, seg, quick, scaled.alpha
         hints[stroke.mask] = stroke.label
@@ -322,7 +418,7 @@ def screenshot(image, quick, provided, strokes, box, alpha) -> np.ndarray:
     tint[false_fg | false_bg] = (1.0, 0.0, 1.0)
     weight[false_fg | false_bg] = 0.75
     for s in strokes:
-        color = (0.0, 1.0, 0.0) if s.label == FOREGROUND else (1.0, 0.0, 0.0)
+        color = {FOREGROUND: (0.0, 1.0, 0.0), BACKGROUND: (1.0, 0.0, 0.0), UNKNOWN: (1.0, 0.55, 0.0)}[s.label]
         tint[s.mask] = color
         weight[s.mask] = 0.55
     over = rgb + weight[..., None] * (tint - rgb)
@@ -331,7 +427,7 @@ def screenshot(image, quick, provided, strokes, box, alpha) -> np.ndarray:
     cv2.rectangle(over, (x0, y0), (x1 - 1, y1 - 1), (0, 255, 255), 2)
     for s in strokes:
         pts = np.round(s.path).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(over, [pts], False, (255, 255, 255), 1)
+        cv2.polylines(over, [pts], s.lasso, (255, 255, 255), 1)
     a = np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
     gap = np.full((rgb.shape[0], 8, 3), 255, np.uint8)
     return np.concatenate([over, gap, np.dstack([a, a, a])], axis=1)
@@ -469,7 +565,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="write screenshot-like PNGs and the alphas here")
     parser.add_argument("--only", default=None, help="comma-separated photo names")
     parser.add_argument("--big", default=None, help="also time a synthetic photo of this size, e.g. 6000x4000")
+    parser.add_argument("--unknown-strokes", action="store_true",
+                        help="once wrong < 1%%, the simulated user may also lasso a soft zone with the "
+                             "unknown label (see step 3 of the module docstring)")
     args = parser.parse_args(argv)
+    global UNKNOWN_STROKES
+    UNKNOWN_STROKES = args.unknown_strokes
     print(f"machine: {cpu_name()}; GrabCut working size <= {args.max_side} px; band {args.band}\n")
     if args.big:
         bench_big(args)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -136,6 +138,30 @@ def test_undoing_a_stroke_releases_its_constraint():
     assert changed.mask[other >= 0.5].mean() > 0.8
 
 
+def test_a_stroke_moves_the_selection_only_in_its_own_direction():
+    image, alpha, other, box = two_objects()
+    subject = alpha >= 0.5
+    first = qs.segment(image, box=box)  # both discs
+    hints = np.full(alpha.shape, qs.NO_HINT, np.uint8)
+    cv2.line(hints, (104, 45), (120, 45), int(BACKGROUND), 3)
+    rerun = qs.segment(image, box=box, hints=hints)
+    assert rerun.mask[subject].mean() > 0.95 and rerun.mask[other >= 0.5].mean() < 0.02
+    # Had the last result missed the subject's left half, a background stroke
+    # elsewhere must not bring it back (nor anything else): it only takes away.
+    left = np.zeros_like(subject)
+    left[:, :50] = True
+    missed = replace(first, mask=first.mask & ~left, _distance=None, _band_distance=None)
+    taken = qs.keep_stroke_direction(rerun, missed, {BACKGROUND})
+    assert not (taken.mask & ~missed.mask).any()
+    assert taken.mask[other >= 0.5].mean() < 0.02  # what the stroke asked for still happens
+    trimap = taken.trimap(4)  # and the trimap follows the restricted mask
+    assert not (trimap[left] == FOREGROUND).any() and (trimap[subject & left] == BACKGROUND).mean() > 0.7
+    # A foreground stroke only adds: what the last result included stays included.
+    assert qs.keep_stroke_direction(rerun, first, {FOREGROUND}).mask[other >= 0.5].mean() > 0.8
+    # Both kinds of strokes at once: GrabCut's result as it is.
+    assert qs.keep_stroke_direction(rerun, missed, {FOREGROUND, BACKGROUND}) is rerun
+
+
 def test_a_foreground_stroke_outside_the_box_widens_the_selection(disc):
     x0, y0, x1, y1 = disc_box(disc, pad=2)
     half = (x0, y0, (x0 + x1) // 2, y1)  # a box over the left half of the disc only
@@ -170,6 +196,49 @@ def test_the_band_width_changes_the_unknown_area_monotonically(disc):
     assert all(a < b for a, b in zip(areas, areas[1:]))
     for band in (1, 3, 7):
         assert np.array_equal(qs.trimap_from_segmentation(seg.mask, band), seg.trimap(band))
+
+
+def half_ambiguous_scene() -> tuple[np.ndarray, Scene]:
+    """The disc scene, but right of the centre every other background stripe has the disc's colours.
+
+    Left of the centre the edge is hard to miss; right of it GrabCut's line is
+    a guess among pixels of both colours, the case of hair or fur against a
+    background of similar colour.
+    """
+    scene = make_scene(160, 120, radius=28, softness=1.5)
+    cx, _cy = scene.center
+    yy, xx = np.mgrid[0:120, 0:160]
+    stripe = ((xx + yy) // 3 % 2 == 0) & (xx > cx)
+    background = np.where(stripe[..., None], scene.foreground, scene.background)
+    a = scene.alpha[..., None]
+    return (a * scene.foreground + (1 - a) * background).astype(np.float32), scene
+
+
+def test_the_band_widens_where_the_colours_are_ambiguous_and_not_on_a_hard_edge():
+    image, scene = half_ambiguous_scene()
+    cx, cy = scene.center
+    seg = qs.segment(image, box=(cx - 55, cy - 50, cx + 55, cy + 50))
+    band = qs.default_band(image.shape)
+    adaptive = seg.trimap(band)
+    fixed = qs.trimap_from_segmentation(seg.mask, band)
+    left = np.zeros(adaptive.shape, bool)
+    left[:, :cx - 5] = True
+    right = np.zeros(adaptive.shape, bool)
+    right[:, cx + 5:] = True
+    # The hard side keeps exactly the slider's band ...
+    assert np.array_equal(adaptive[left], fixed[left])
+    # ... the ambiguous side gets a much wider one (measured: 1748 px against 772),
+    unknown_right = int((adaptive[right] == UNKNOWN).sum())
+    assert unknown_right > 1.8 * (fixed[right] == UNKNOWN).sum()
+    # at most MAX_WIDENING times the band from the line, and still one threshold: a
+    # wider band is unknown at least where a narrower one is.
+    assert qs.boundary_distance(seg.mask)[adaptive == UNKNOWN].max() <= qs.MAX_WIDENING * band + 1.5
+    narrow = seg.trimap(band // 2)
+    assert ((narrow == UNKNOWN) <= (adaptive == UNKNOWN)).all()
+    assert (narrow[right] == UNKNOWN).sum() < unknown_right
+    # Known labels only ever become unknown: the band never flips a side.
+    changed = adaptive != fixed
+    assert (adaptive[changed] == UNKNOWN).all()
 
 
 def test_band_is_measured_on_each_side_of_the_boundary():

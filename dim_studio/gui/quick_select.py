@@ -17,7 +17,15 @@ of the canvas's ``TrimapDocument``:
 - Sure-foreground/-background strokes on an active selection are GrabCut
   hints: the pixels each stroke's undo step changed, newest last, on top of
   the hint map of the selection below. The re-run keeps the strokes as known
-  pixels (it starts afresh: see ``run_refresh`` for why not from ``previous=``).
+  pixels (it starts afresh: see ``run_refresh`` for why not from ``previous=``),
+  and only in the strokes' direction: background strokes only take away,
+  foreground strokes only add (``quickselect.keep_stroke_direction``).
+  Unknown strokes (brush or lasso, over hair or a net) do not re-run GrabCut
+  but go into the hint map too, so later re-runs and band changes keep them
+  unknown.
+- The band is adaptive (``quickselect.Segmentation.trimap``): the slider's
+  width on a hard edge, up to ``quickselect.MAX_WIDENING`` times it where the
+  edge looks soft; the slider scales both.
 - The Band slider re-thresholds the stored distance map in the lane (after
   the release of a dragged slider, or a short pause for the keyboard), one
   undo step per change.
@@ -76,7 +84,9 @@ class QuickSelectBar(QToolBar):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(1, 64)
         self.slider.setFixedWidth(140)
-        self.slider.setToolTip("Width of the unknown band each side of the selection's edge, in photo pixels")
+        self.slider.setToolTip("Width of the unknown band each side of the selection's edge, in photo "
+                               f"pixels; up to {qs.MAX_WIDENING:g}× wider where the edge looks soft "
+                               "(hair, fur)")
         self.value_label = QLabel()
         self.value_label.setMinimumWidth(44)
         self._band_actions = [
@@ -204,7 +214,7 @@ def run_refresh(image: np.ndarray, entry: _Entry, patches: Sequence[Patch], band
     """
     start = time.perf_counter()
     hints = None if entry.hints is None else entry.hints.copy()
-    sure = False
+    sure: set[int] = set()  # the sure labels painted since ``entry``
     for box, old, new in patches:
         changed = old != new
         if not changed.any():
@@ -213,7 +223,7 @@ def run_refresh(image: np.ndarray, entry: _Entry, patches: Sequence[Patch], band
             hints = np.full(image.shape[:2], qs.NO_HINT, np.uint8)
         part = hints[box.slices]
         part[changed] = new[changed]
-        sure = sure or bool((new[changed] != UNKNOWN).any())
+        sure |= {int(v) for v in np.unique(new[changed])} - {UNKNOWN}
     seg = entry.seg
     if sure:
         # From scratch, not ``previous=entry.seg``: continuing from the last labels is
@@ -221,7 +231,10 @@ def run_refresh(image: np.ndarray, entry: _Entry, patches: Sequence[Patch], band
         # across the wrongly included disc left it included for 132 of 256 boxes a few
         # pixels apart (from scratch: 18), so the stroke often seemed to do nothing.
         seg = qs.segment(image, **_region_kwargs(entry.region), hints=hints)
-    trimap = qs.trimap_from_distance(seg.mask, seg.distance(), band, hints=hints)
+        # A fresh run may move the line the wrong way far from the strokes; a background
+        # stroke only takes away and a foreground stroke only adds (see keep_stroke_direction).
+        seg = qs.keep_stroke_direction(seg, entry.seg, sure)
+    trimap = seg.trimap(band, hints=hints)
     return _Outcome(trimap, _Entry(entry.region, seg, hints, band), time.perf_counter() - start,
                     note="re-segmented with your strokes" if sure else "")
 
@@ -463,8 +476,9 @@ class QuickSelectController(QObject):
             self._sync()
             band = outcome.entry.band
             self._status(f"Quick selection ({outcome.seconds:.2f} s{', ' + outcome.note if outcome.note else ''}): "
-                         f"unknown band {band} px. Drag the Band slider to change it; paint with 1 or 2 to "
-                         "correct it.", 10000)
+                         f"unknown band {band} px (wider where the edge looks soft). Drag the Band slider to "
+                         "change it; paint with 1 or 2 to correct it, 3 over hair or see-through parts.",
+                         10000)
             self.applied.emit(job.kind)
         finally:
             self.idle.emit()

@@ -157,6 +157,42 @@ def test_background_stroke_removes_a_wrongly_included_object(window, photo, qtbo
     assert dlg.errors == []
 
 
+def test_unknown_strokes_stay_unknown_when_grabcut_runs_again(window, photo, qtbot, dlg):
+    """The unknown brush and lasso (over hair, a net) are the user's word: a later
+    sure stroke re-runs GrabCut, and a band change re-thresholds, without undoing them."""
+    _path, _alpha, other = photo
+    key(window, Qt.Key.Key_Q)
+    drag_box(qtbot, window, BOTH_BOX)
+
+    key(window, Qt.Key.Key_B)
+    key(window, Qt.Key.Key_3)
+    assert window.canvas.label == UNKNOWN
+    window.canvas.set_brush_size(3)
+    before = trimap(window)
+    drag(window, [(36, 45), (50, 45), (64, 45)])  # across the subject, which GrabCut made foreground
+    key(window, Qt.Key.Key_L)
+    drag(window, [(44, 24), (56, 24), (56, 30), (44, 30), (44, 25)])
+    after = trimap(window)
+    painted = (after == UNKNOWN) & (before != UNKNOWN)
+    assert painted[45, 50] and painted[27, 50] and painted.sum() > 60
+    assert not window.quick_select.busy  # unknown strokes alone do not re-run GrabCut
+
+    key(window, Qt.Key.Key_B)
+    key(window, Qt.Key.Key_2)
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
+        drag(window, [(104, 45), (112, 45), (120, 45)])
+    assert blocker.args == ["refine"]
+    refined = trimap(window)
+    assert (refined[other >= 0.5] == BACKGROUND).mean() > 0.9  # the re-run happened ...
+    assert (refined[painted] == UNKNOWN).all()  # ... and kept both unknown strokes
+
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
+        window.ui.quick_bar.slider.setValue(1)
+    assert blocker.args == ["band"]
+    assert (trimap(window)[painted] == UNKNOWN).all()
+    assert dlg.errors == []
+
+
 def test_outline_is_segmented_too_in_one_undo_step(window, photo, qtbot, dlg):
     _path, alpha, _other = photo
     before = trimap(window)
