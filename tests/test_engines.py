@@ -102,7 +102,7 @@ def test_registry_lists_classical_engines_and_default_without_weights(monkeypatc
     monkeypatch.setenv("DIM_STUDIO_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("DIM_STUDIO_WEIGHTS", raising=False)
     assert {"closed-form", "lkm", "knn", "dim"} <= set(engine_names())
-    assert default_engine_name() == "closed-form"
+    assert default_engine_name() == "ifm"  # the best engine without a download (README, "Engines")
 
 
 def test_lkm_handles_regions_smaller_than_its_window():

@@ -92,7 +92,7 @@ def test_eval_limit_and_default_engine(bench, run_cli):
     result = run_cli("eval", "--images", images, "--trimaps", trimaps, "--alphas", alphas,
                      "--limit", "1")
     assert result.code == 0, result.err
-    rows = [l.split() for l in result.out.splitlines() if l.startswith("closed-form")]
+    rows = [l.split() for l in result.out.splitlines() if l.startswith("ifm")]  # the default without weights
     assert [r[1] for r in rows] == ["one.png", "mean"]
 
 

@@ -10,7 +10,7 @@ the target folder, and the input unchanged. Covered:
   with low peak memory), and an oversized pickle;
 - metadata of the wrong type, out of range or not finite; control characters
   in metadata; a broken weights file on the search path (the default engine
-  falls back to closed-form with a note; ``--engine dim`` fails cleanly); a
+  falls back to the offline default (ifm) with a note; ``--engine dim`` fails cleanly); a
   network that outputs NaN;
 - writes that fail (read-only folder, full disk) in ``weights import`` and
   ``weights download``, a server that drips bytes (overall deadline) or sends
@@ -50,6 +50,7 @@ from dim_studio.net import download as download_mod
 from dim_studio.net import importers
 from dim_studio.net.model import random_dim
 from dim_studio.net.weights import save_weights
+from dim_studio.workflows.engine_choice import OFFLINE_DEFAULT
 
 from conftest import make_scene, save_gray, save_rgb
 
@@ -126,9 +127,9 @@ def photo(tmp_path) -> tuple[Path, Path]:
     return image, trimap
 
 
-def closed_form_alpha(image: Path, trimap: Path) -> np.ndarray:
+def offline_default_alpha(image: Path, trimap: Path) -> np.ndarray:
     rgb = read_image(image)
-    return create_engine("closed-form").estimate(rgb, read_trimap(trimap, rgb.shape[:2]))
+    return create_engine(OFFLINE_DEFAULT).estimate(rgb, read_trimap(trimap, rgb.shape[:2]))
 
 
 def _deflate_zeros(mib: int) -> bytes:
@@ -378,7 +379,7 @@ def broken_weights(path: Path, kind: str) -> str:
 
 @pytest.mark.parametrize("where", ["user data folder", "DIM_STUDIO_WEIGHTS"])
 @pytest.mark.parametrize("kind", ["metadata", "shapes", "garbage"])
-def test_default_matte_with_a_broken_weights_file_uses_closed_form_with_a_note(
+def test_default_matte_with_a_broken_weights_file_uses_the_offline_default_with_a_note(
     tmp_path, run_cli, monkeypatch, photo, where, kind
 ):
     if where == "DIM_STUDIO_WEIGHTS":
@@ -396,21 +397,21 @@ def test_default_matte_with_a_broken_weights_file_uses_closed_form_with_a_note(
     lines = result.err.strip().splitlines()
     assert len(lines) == 1, result.err
     assert lines[0].startswith("dim-studio: note: ") and str(broken) in lines[0] and problem in lines[0]
-    assert "using the closed-form engine instead of dim" in lines[0]
-    assert "closed-form" in result.out
-    expected = closed_form_alpha(image, trimap)
+    assert f"using the {OFFLINE_DEFAULT} engine instead of dim" in lines[0]
+    assert OFFLINE_DEFAULT in result.out
+    expected = offline_default_alpha(image, trimap)
     assert np.abs(read_alpha(out) - expected).max() <= 0.5 / 255 + 1e-6
     assert digest(broken) == before
 
 
-def test_default_batch_with_a_broken_weights_file_uses_closed_form(tmp_path, run_cli, photo):
+def test_default_batch_with_a_broken_weights_file_uses_the_offline_default(tmp_path, run_cli, photo):
     tiny_weights(tmp_path / "data" / "dim-stage3.safetensors", good_meta(metrics=5))
     image, trimap = photo
     result = run_cli("batch", image.parent, "--trimaps", trimap.parent, "-o", tmp_path / "out", "-q")
     assert result.code == 0, result.err
     assert "Traceback" not in result.err
     notes = [line for line in result.err.splitlines() if line.startswith("dim-studio: note: ")]
-    assert len(notes) == 1 and "metrics must be a JSON object" in notes[0] and "closed-form" in notes[0]
+    assert len(notes) == 1 and "metrics must be a JSON object" in notes[0] and OFFLINE_DEFAULT in notes[0]
     assert [p.name for p in (tmp_path / "out").glob("*.png")] == ["photo_alpha.png"]
 
 
@@ -441,7 +442,7 @@ def test_a_broken_file_is_a_status_not_an_exception(tmp_path):
     assert status.path is None and status.unusable == broken
     assert "normalization.std[0]" in status.problem and "normalization.std[0]" in status.explain()
     choice = choose_engine(None)
-    assert choice.name == "closed-form" and choice.options == {}
+    assert choice.name == OFFLINE_DEFAULT and choice.options == {}
     assert len(choice.notes) == 1 and str(broken) in choice.notes[0]
     # a name given: no search, no notes
     assert choose_engine("knn").notes == ()

@@ -100,7 +100,7 @@ def test_self_test_passes_on_this_installation_and_reports_what_it_found(tmp_pat
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     for line in ("ok    packages: DIM Studio", "ok    Qt: PySide6", "ok    bundled sample: lemur.png 680x440",
-                 "ok    default engine: closed-form matted the sample", "ok    device: CPU",
+                 "ok    default engine: ifm matted the sample", "ok    device: CPU",
                  "note  network weights: No weights found"):
         assert line in out
     assert out.strip().endswith("self-test passed")
@@ -119,3 +119,12 @@ def test_self_test_names_what_is_broken(tmp_path: Path, monkeypatch: pytest.Monk
     assert not engine.ok and "sample could not be read" in engine.detail
     assert not selftest.passed([cache, engine])
     assert cache.line().startswith("FAIL  compilation cache: ")
+
+
+def test_engine_help_names_the_real_offline_default(run_cli) -> None:
+    # The help text names the default without importing the engines (fast --help).
+    from dim_studio.workflows.engine_choice import OFFLINE_DEFAULT, choose_engine
+
+    result = run_cli("matte", "--help")
+    assert f"else {OFFLINE_DEFAULT})" in " ".join(result.out.split())
+    assert choose_engine(None).name == OFFLINE_DEFAULT  # no weights in the test's user folders

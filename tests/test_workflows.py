@@ -31,7 +31,7 @@ def test_engine_choice_is_the_same_for_every_front_end(dim_file):
     assert engine_options("dim", device="cpu") == {"device": "cpu"}
     # No engine named: dim when the named weights exist, else the offline default.
     assert choose_engine(None, weights=str(dim_file)).name == "dim"
-    assert choose_engine(None).name == "closed-form"
+    assert choose_engine(None).name == "ifm"
     assert choose_engine("knn", weights=str(dim_file)).options == {}
 
 

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from ..workflows.engine_choice import EngineChoice
 
-_ENGINE_HELP = "matting engine: {names} (default: dim if weights are found, else closed-form)"
+# The offline default is named here, not imported: --help must not import NumPy
+# (tests/test_launch.py checks it matches engine_choice.OFFLINE_DEFAULT).
+_ENGINE_HELP = "matting engine: {names} (default: dim if weights are found, else ifm)"
 
 
 def _engine_names() -> list[str]:
@@ -57,7 +59,7 @@ class _AppendEngine(_EngineOption, argparse._AppendAction):
 
 
 def add_engine_options(parser: argparse.ArgumentParser, multiple: bool = False) -> None:
-    """``--engine`` (default: dim when weights are found, else closed-form),
+    """``--engine`` (default: dim when weights are found, else ifm),
     ``--weights`` and ``--device``."""
     if multiple:
         parser.add_argument("--engine", dest="engines", action=_AppendEngine, metavar="NAME")

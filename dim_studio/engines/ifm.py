@@ -28,9 +28,19 @@ The energy, over the crop the engine works on (unknown region + margin):
   (The LLE weights may be negative; the two mean colours are clipped to the
   colour cube so that eta stays in [0, 1] and w^F_p is clipped to [0, 1].)
 - **Intra-unknown flow** (sec. 3.3). ``K_UU`` = 5 nearest unknown pixels in
-  [r, g, b, 0.05 x~, 0.05 y~] (``iu_xyw`` = 0.05), affinity
+  [r, g, b, 0.05 x~, 0.05 y~] (``uu_xyw`` = 0.05), affinity
   max(1 - |F_p - F_q|, 0), symmetrised; graph Laplacian, weight
-  ``sigma_uu`` = 0.01.
+  ``sigma_uu``: the paper's 0.01 on request, **0 (off) by default**.
+  Measured on the 27 alphamatting training photos (bench/quality.py):
+  with the flow the mean SAD is 4.17 / 6.23 (Trimap1 / Trimap2), without
+  it 4.26 / 6.08, but with it GT16 (a flag wholly inside Trimap2's unknown
+  region) is 30 % worse than closed-form (32.5 against 25.0; 25.3 without
+  the flow) and GT14/GT08 12-14 %: its nearly colour-only neighbours
+  (positions weigh 0.05) tie the flag to far background pixels of similar
+  colour. Without it no photo is more than 5.5 % worse than closed-form.
+  The same long links are what carries a thin strand far from known pixels
+  (tests/test_ifm.py: mean error 0.012 with it, 0.030 without, 0.044 for
+  closed-form), so ``sigma_uu=0.01`` remains an option for such photos.
 - **Local flow** (sec. 3.4): the closed-form matting Laplacian (Levin et al.
   2008), 3x3 windows, epsilon 1e-6, weight ``sigma_l`` = 1.
 
@@ -43,14 +53,14 @@ pixels to 0/1 anyway, so this is the paper's system in the limit where its
 known-pixel constraints are satisfied, and better conditioned.
 
 Parameter values: the paper (CVPR 2017, sec. 3 and 4) gives K_CM = 20,
-K_KU = 7, K_UU = 5, sigma_CM = 1, sigma_KU = 0.05, sigma_UU = 0.01,
+K_KU = 7, K_UU = 5, sigma_CM = 1, sigma_KU = 0.05, sigma_UU = 0.01 (off here: above),
 sigma_L = 1 and lambda = 100; the feature position weights (1, 10, 0.05) and
 the local epsilon (1e-6) are the defaults of the authors' published parameter
 set (``getMattingParams('IFM')`` of their Affinity-Based Matting Toolbox, read
 as a reference, not copied). The LLE regulariser ``lle_eps`` = 1e-10 was
 measured here: OpenCV's ``alphamat`` uses 1e-3, which on the alphamatting
-training photos (6 photos, Trimap2) gave a mean SAD of 9.82 against 9.27
-with 1e-10 (the weights then reproduce each colour almost exactly, which is
+training photos (6 photos, Trimap2, with the intra-unknown flow then on)
+gave a mean SAD of 9.82 against 9.27 with 1e-10 (the weights then reproduce each colour almost exactly, which is
 what the colour-mixture and K-to-U flows assume); ``lle_weights`` falls back
 to the neighbours' mean where the Gram matrix is numerically singular.
 
@@ -67,8 +77,8 @@ Edge-based trimap trimming (paper, sec. 3.6; ``edge_trim`` = True, see
 ``engines.trimming``): unknown pixels next to a known pixel of almost the same
 colour take its label as a sure estimate (confidence 1) in the K-to-U term,
 also when the energy selection leaves the flow itself out. The known pixels
-the solve holds are not changed. Measured on the same 6 photos: mean SAD
-8.40 with it, 9.27 without. Not implemented: the paper's patch-based
+the solve holds are not changed. Measured on the same 6 photos (the
+intra-unknown flow then on): mean SAD 8.40 with it, 9.27 without. Not implemented: the paper's patch-based
 trimming, which needs a patch search over the whole photo.
 
 Memory follows the band: every matrix is built over the crop, the non-local
@@ -92,7 +102,7 @@ from .classical import _cg_callback, _PyMattingEngine
 DEFAULTS: dict[str, Any] = {
     "cm_k": 20, "cm_xyw": 1.0, "sigma_cm": 1.0,
     "ku_k": 7, "ku_xyw": 10.0, "sigma_ku": 0.05,
-    "uu_k": 5, "uu_xyw": 0.05, "sigma_uu": 0.01,
+    "uu_k": 5, "uu_xyw": 0.05, "sigma_uu": 0.0,
     "local_radius": 1, "local_eps": 1e-6, "sigma_l": 1.0,
     "lle_eps": 1e-10,
     "ichol_discard": 3e-2,

@@ -53,7 +53,7 @@ from dim_studio.workflows.batch import BatchPhase, BatchPlanned, BatchRequest, r
 
 from . import dialogs
 from .settings import Settings, absolute_path
-from dim_studio.workflows.engine_choice import EngineChoice, engine_options
+from dim_studio.workflows.engine_choice import OFFLINE_DEFAULT, EngineChoice, engine_options
 from dim_studio.workflows.jobs import JobError
 from dim_studio.workflows.weights import weights_status
 
@@ -460,7 +460,7 @@ class BatchDialog(QDialog):
         """Every registered engine; those needing weights only when weights were found."""
         wanted = self._wanted_engine or self.engine.currentData() or ""
         if not wanted:
-            wanted = "dim" if self.dim_weights else "closed-form"
+            wanted = "dim" if self.dim_weights else OFFLINE_DEFAULT
         self.engine.blockSignals(True)
         self.engine.clear()
         for name in engine_names():
@@ -470,7 +470,7 @@ class BatchDialog(QDialog):
             self.engine.addItem(name, name)
             self.engine.setItemData(self.engine.count() - 1, info.description, Qt.ItemDataRole.ToolTipRole)
         index = self.engine.findData(wanted)
-        self.engine.setCurrentIndex(index if index >= 0 else max(0, self.engine.findData("closed-form")))
+        self.engine.setCurrentIndex(index if index >= 0 else max(0, self.engine.findData(OFFLINE_DEFAULT)))
         self.engine.blockSignals(False)
         self._update_engine_note()
 
@@ -615,7 +615,7 @@ class BatchDialog(QDialog):
 
     def request(self) -> BatchRequest:
         """The run the widgets describe (no checks; see ``problem``)."""
-        name = str(self.engine.currentData() or "closed-form")
+        name = str(self.engine.currentData() or OFFLINE_DEFAULT)
         return BatchRequest(
             images_dir=self.images_row.text(),
             partners_dir=self.partners_row.text(),

@@ -50,7 +50,7 @@ from .finetune_dialog import open_finetune_dialog
 from .weights_chooser import choose_weights
 from .weights_dialogs import install_weights_menu
 from .window_ui import WindowUi
-from dim_studio.workflows.engine_choice import EngineChoice, choose_engine
+from dim_studio.workflows.engine_choice import OFFLINE_DEFAULT, EngineChoice, choose_engine
 from dim_studio.workflows.environment import Environment, probe_environment
 from dim_studio.workflows.export import ExportRequest, ExportResult, run_export
 from dim_studio.workflows.jobs import JobError, describe_exception
@@ -142,6 +142,10 @@ class MainWindow(QMainWindow):
         self.environment: Environment | None = None
         self._export_id: int | None = None
         self._export_progress: QProgressDialog | None = None
+        # > 0 while a progress dialog's setValue runs (it spins the event loop);
+        # dialogs ended meanwhile are deleted only once it has returned.
+        self._progress_updates = 0
+        self._ended_progress: list[QProgressDialog] = []
         self._last_error = ""
         self._autosave_failed_once = False
         self._autosaved_path: str | None = None  # the photo whose autosave this window wrote
@@ -284,8 +288,8 @@ class MainWindow(QMainWindow):
         self.ui.apply_environment(env)
         if self.engine_name == "dim" and env.weights.path is None:
             dialogs.show_error(self, "No weights for the dim engine",
-                               env.weights.explain() + "\n\nUsing closed-form meanwhile.")
-            self.set_engine("closed-form")
+                               env.weights.explain() + f"\n\nUsing {OFFLINE_DEFAULT} meanwhile.")
+            self.set_engine(OFFLINE_DEFAULT)
         elif env.weights.path is not None and not self.ui.engine_was_chosen:
             self.set_engine("dim")  # dim is the default when weights exist
         self.environmentReady.emit(env)
@@ -660,7 +664,12 @@ class MainWindow(QMainWindow):
         progress, self._export_progress = self._export_progress, None
         if progress is not None:
             progress.close()
-            progress.deleteLater()
+            if self._progress_updates:
+                # Inside that dialog's own setValue (see _on_job_progress):
+                # deleting it now crashed the process when setValue resumed.
+                self._ended_progress.append(progress)
+            else:
+                progress.deleteLater()
         # Painting may have waited for the export: bring the preview up to date.
         self.preview.schedule()
 
@@ -692,7 +701,15 @@ class MainWindow(QMainWindow):
                 progress.setLabelText("Writing the files…")
             # Last: a modal QProgressDialog's setValue runs the event loop, so the
             # export may end (and _end_export run) inside this call.
-            progress.setValue(int(round(100 * fraction)))
+            self._progress_updates += 1
+            try:
+                progress.setValue(int(round(100 * fraction)))
+            finally:
+                self._progress_updates -= 1
+            if not self._progress_updates:
+                ended, self._ended_progress = self._ended_progress, []
+                for dialog in ended:
+                    dialog.deleteLater()
 
     # -- drag and drop ---------------------------------------------------------------------
 

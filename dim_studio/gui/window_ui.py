@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from dim_studio import __version__
 from dim_studio.engines import engine_info, engine_names
 from dim_studio.workflows.preview_scale import AUTO, FULL, HALF, PREVIEW_RESOLUTIONS, QUARTER
+from dim_studio.workflows.engine_choice import OFFLINE_DEFAULT
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
 
 from . import dialogs
@@ -520,7 +521,7 @@ class WindowUi:
             saved_engine = st.get_str("engine/name")
             chosen = engine or saved_engine
             self.engine_was_chosen = bool(chosen)
-            self.select_engine(chosen if chosen in engine_names() else "closed-form")
+            self.select_engine(chosen if chosen in engine_names() else OFFLINE_DEFAULT)
             self._select_device(device or st.get_str("engine/device", "auto"))
         finally:
             self._restoring = False

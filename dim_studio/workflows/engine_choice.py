@@ -22,7 +22,10 @@ from typing import Any
 from ..engines import engine_info
 
 #: The engine used when there are no network weights: it needs no download.
-OFFLINE_DEFAULT = "closed-form"
+#: Information-flow matting: on the 27 alphamatting training photos its mean
+#: SAD is 19.8 % (Trimap1) and 20.0 % (Trimap2) below closed-form's, in 2.4x
+#: and 1.9x the time (README, "Engines").
+OFFLINE_DEFAULT = "ifm"
 AUTO_DEVICE = "auto"
 #: What the live preview asks a network engine for: the fastest precision
 #: that is good enough to judge a matte (``engines.dim.PRECISIONS``).

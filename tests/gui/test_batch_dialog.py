@@ -27,6 +27,7 @@ from dim_studio.gui import batch_dialog, dialogs
 from dim_studio.gui.batch_dialog import BatchDialog, open_batch_dialog
 from dim_studio.gui.settings import Settings
 from dim_studio.workflows import batch as batch_workflow
+from dim_studio.workflows.engine_choice import OFFLINE_DEFAULT
 
 TIMEOUT = 120_000  # ms; the test machine is small and shared (waits end as soon as the work does)
 
@@ -338,8 +339,8 @@ def test_masks_band_and_settings_are_remembered(qtbot, tmp_path, recorder, make_
 def test_dim_is_offered_only_when_weights_are_found(qtbot, tmp_path, recorder, make_dialog):
     dialog = make_dialog(engine="dim")
     names = [dialog.engine.itemData(i) for i in range(dialog.engine.count())]
-    assert "dim" not in names and "closed-form" in names
-    assert dialog.engine.currentData() == "closed-form"
+    assert "dim" not in names and "closed-form" in names and OFFLINE_DEFAULT in names
+    assert dialog.engine.currentData() == OFFLINE_DEFAULT
     assert "weights" in dialog.engine_note.text()
 
     data = tmp_path / "data"

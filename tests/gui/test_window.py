@@ -654,7 +654,7 @@ def test_dim_without_weights_is_disabled_with_instructions(qtbot, dlg, monkeypat
     item = window.ui.engine_combo.model().item(index)
     assert not item.isEnabled() and "weights download" in item.toolTip()
     assert "weights download" in window.ui.weights_note.toolTip()
-    assert window.engine_name == "closed-form"
+    assert window.engine_name == "ifm"  # the offline default
 
 
 def test_quick_start_hint_texts():
