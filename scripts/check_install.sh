@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the wheel and sdist, install the wheel into a fresh virtual environment
 # and run it from outside the source tree, as a user who installed it would:
-#   dim-studio --version; dim-studio matte on the bundled sample; dim-studio --self-test
+#   dim-studio --version; dim-studio matte on the bundled sample (the default engine); dim-studio --self-test
 # Usage: scripts/check_install.sh [PYTHON]   (default: .venv/bin/python, which needs `build`)
 # torch: the fresh environment gets $TORCH_SPEC first (the Makefile passes its
 # choice), so installing the wheel does not pull a different torch build.
@@ -44,7 +44,7 @@ app="$work/venv/bin/dim-studio"
 "$app" --version
 sample=$("$work/venv/bin/python" -c "from dim_studio.resources import SAMPLE_IMAGE as s; print(s)")
 case "$sample" in "$work"/venv/*) ;; *) echo "the sample was found outside the installed package: $sample"; exit 1;; esac
-"$app" matte "$sample" --trimap "${sample%.png}_trimap.png" --engine closed-form -o "$work/alpha.png"
+"$app" matte "$sample" --trimap "${sample%.png}_trimap.png" -o "$work/alpha.png"
 test -s "$work/alpha.png"
 "$app" --self-test | tee "$work/self-test.txt"
 # An installed package has no repository model/ folder to send users to.
