@@ -310,8 +310,9 @@ def estimate_alpha_ifm(
     m_u = m[:, unk]
     m_k = m[:, known]
     del m
+    alpha_known = is_fg[known].astype(np.float64)  # the known pixels' alpha, 0 or 1
     a = p["sigma_cm"] * (m_u.T @ m_u)
-    b = -p["sigma_cm"] * (m_u.T @ (m_k @ is_fg.ravel()[known].astype(np.float64)))
+    b = -p["sigma_cm"] * (m_u.T @ (m_k @ alpha_known))
     del m_u, m_k
     _stage(progress, cancel, "cm")
 
@@ -367,7 +368,7 @@ def estimate_alpha_ifm(
     lap_u = lap[unk, :]
     del lap
     a = a + p["sigma_l"] * lap_u[:, unk]
-    b = b - p["sigma_l"] * (lap_u[:, known] @ is_fg.ravel()[known].astype(np.float64))
+    b = b - p["sigma_l"] * (lap_u[:, known] @ alpha_known)
     del lap_u
     _stage(progress, cancel, "local")
 

@@ -275,6 +275,10 @@ class ImageView(QGraphicsView):
     def has_image(self) -> bool:
         return not self._scene_size.isEmpty()
 
+    def photo_image(self) -> QImage:
+        """The picture shown (the same QImage, no conversion)."""
+        return self._photo.qimage()
+
     def image_size(self) -> QSize:
         """Size of the shown picture in scene (image) pixels."""
         return QSize(self._scene_size)

@@ -616,8 +616,8 @@ class MainWindow(QMainWindow):
             self, self.image_path, self.settings.last_folder("export"),
             protected=(self.image_path, self.trimap_path or ""),
             preview_mode=pane.mode, preview_color=pane.color.name(),
-            preview_background=getattr(pane, "background_path", "") or None,
-            decontamination=getattr(pane, "decontamination", None),
+            preview_background=pane.background_path or None,
+            decontamination=pane.decontamination,
         )
         if options is None:
             return

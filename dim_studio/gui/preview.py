@@ -121,26 +121,34 @@ class PreviewImageView(ImageView):
             metrics = painter.fontMetrics()
             w = metrics.horizontalAdvance(self.busy_text) + 40
             h = metrics.height() + 24
-            box = QRectF(vp.center().x() - w / 2, vp.center().y() - h / 2, w, h)
             painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(24, 24, 28, 225))
-            painter.drawRoundedRect(box, 8, 8)
-            painter.setPen(QColor(245, 245, 245))
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.busy_text)
+            _draw_label(painter, QRectF(vp.center().x() - w / 2, vp.center().y() - h / 2, w, h),
+                        self.busy_text, opacity=225, radius=8)
         elif self.placeholder and not self.has_image():
             painter.setPen(QColor(190, 190, 190))
             r = vp.adjusted(32, 32, -32, -32)
             painter.drawText(r, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
         if self.badge:
             metrics = painter.fontMetrics()
-            box = QRectF(10, 10, metrics.horizontalAdvance(self.badge) + 20, metrics.height() + 10)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(24, 24, 28, 215))
-            painter.drawRoundedRect(box, 6, 6)
-            painter.setPen(QColor(245, 245, 245))
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.badge)
+            _draw_label(painter, QRectF(10, 10, metrics.horizontalAdvance(self.badge) + 20, metrics.height() + 10),
+                        self.badge, opacity=215, radius=6)
         painter.restore()
+
+
+def _draw_label(painter: QPainter, box: QRectF, text: str, *, opacity: int, radius: float) -> None:
+    """Light text centred on a dark rounded box (the busy overlay, the "Original" badge)."""
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(24, 24, 28, opacity))
+    painter.drawRoundedRect(box, radius, radius)
+    painter.setPen(QColor(245, 245, 245))
+    painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+
+
+def _swatch(color: QColor) -> QPixmap:
+    """A 14 px square of ``color``, for a colour button's icon."""
+    pix = QPixmap(14, 14)
+    pix.fill(color)
+    return pix
 
 
 class PreviewPane(QWidget):
@@ -395,6 +403,17 @@ class PreviewPane(QWidget):
         """What the busy overlay says ("" when idle)."""
         return self._busy_text
 
+    @property
+    def refining(self) -> str:
+        """The engine computing to replace the stand-in matte on screen, else ""."""
+        return self._result.refining if self.is_busy and self._result is not None else ""
+
+    def progress_text(self) -> str:
+        """" 42 %" once a computation has run ``PROGRESS_AFTER_S``, else "" (also when idle)."""
+        if self._busy_since is None or time.monotonic() - self._busy_since < PROGRESS_AFTER_S:
+            return ""
+        return f" {int(100 * self._fraction)} %"
+
     def set_timing(self, text: str) -> None:
         """The last preview's timing ("0.42 s · 640×480"), shown fresh in the header."""
         self._timing = text
@@ -410,10 +429,8 @@ class PreviewPane(QWidget):
         if self._busy_since is None:
             text = ""
         else:
-            refining = self._result.refining if self._result is not None else ""
-            text = f"Refining with {refining}…" if refining else "Computing preview…"
-            if time.monotonic() - self._busy_since >= PROGRESS_AFTER_S:
-                text += f" {int(100 * self._fraction)} %"
+            refining = self.refining
+            text = (f"Refining with {refining}…" if refining else "Computing preview…") + self.progress_text()
         self.view.set_busy_text(text)
         changed = text != self._busy_text
         self._busy_text = text
@@ -454,14 +471,10 @@ class PreviewPane(QWidget):
         for w in (self.decontaminate_label, self.decontaminate_slider, self.decontaminate_value):
             w.setVisible(mode.is_cutout)
         self.decontaminate_value.setText(f"{self.decontaminate_slider.value()} %")
-        pix = QPixmap(14, 14)
-        pix.fill(self._color)
-        self.color_button.setIcon(pix)
+        self.color_button.setIcon(_swatch(self._color))
         tint = QColor(self._overlay_color)
         tint.setAlphaF(max(self._overlay_opacity, 0.15))
-        pix = QPixmap(14, 14)
-        pix.fill(tint)
-        self.overlay_button.setIcon(pix)
+        self.overlay_button.setIcon(_swatch(tint))
         self.overlay_button.setText(f"{round(100 * self._overlay_opacity)} %")
         self.overlay_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         name = Path(self.background_path).name if self.background_path else "none chosen"

@@ -310,7 +310,7 @@ class WindowUi:
         self.cycle_back_action = act("Previous preview mode", lambda: self.preview.cycle_mode(-1),
                                      f"Shift+{CYCLE_MODE_KEY}", "Cycle back through what the preview shows")
         self.compare = CompareKey(self.preview, parent=window)
-        self.preview.photo_provider = lambda: self.canvas._photo.qimage()  # the canvas's QImage: no conversion
+        self.preview.photo_provider = self.canvas.photo_image  # the canvas's QImage: no conversion
         self.compare_action = act("Compare with the original (hold)", self.compare.press, COMPARE_KEY,
                                   "Hold to see the original photo in the preview pane; release to return")
         self.compare_action.setAutoRepeat(False)
@@ -612,13 +612,15 @@ class WindowUi:
     def _on_preview_busy(self, text: str) -> None:
         """The status bar says what the pane says: computing, or refining a stand-in's matte
         (with the percentage after a second)."""
-        label = self.preview_label.text()
-        if text.startswith("Refining"):
-            self.preview_label.setText(f"{self._preview_status} — r{text[1:]}")
-        elif text:
-            self.preview_label.setText("Preview: computing…" + text.split("…", 1)[-1])
-        elif label.startswith("Preview: computing") or " — refining" in label:
-            self.preview_label.setText(self._preview_status)
+        if not text:
+            label = self.preview_label.text()
+            if label.startswith("Preview: computing") or " — refining" in label:  # not "waiting for …"
+                self.preview_label.setText(self._preview_status)
+        elif self.preview.refining:
+            self.preview_label.setText(
+                f"{self._preview_status} — refining with {self.preview.refining}…{self.preview.progress_text()}")
+        else:
+            self.preview_label.setText("Preview: computing…" + self.preview.progress_text())
 
     def show_preview_status(self, result: "PreviewResult") -> None:
         """Which engine made the matte on screen, how long it took and at what size."""
