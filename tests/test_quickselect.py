@@ -345,3 +345,44 @@ def test_quick_selected_trimap_gives_a_usable_first_matte():
     assert (tight == UNKNOWN).sum() < (quick == UNKNOWN).sum()
     alpha_tight = engine.estimate(scene.image, tight)
     assert float(np.abs(alpha_tight - scene.alpha).sum()) < 1.5 * sad_quick + 1.0
+
+
+
+def off_frame_scene(subject_at_frame: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """A photo whose right part is a shaded wall, and a box dragged to the right frame.
+
+    The striped background outside the box says nothing of the wall, so
+    GrabCut's background model cannot explain it. With ``subject_at_frame``
+    the subject has an arm running off the right edge through the wall, so
+    the box must reach the frame. Returns the photo, the subject's alpha and the box.
+    """
+    w, h = 160, 90
+    scene = make_scene(w, h, center=(55, 45), radius=22, softness=2.0)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    wall = np.clip((xx - 110) / 2.0 + 0.5, 0, 1)
+    t = yy / (h - 1)
+    noise = np.random.default_rng(1).normal(0, 0.03, (h, w, 3))
+    wall_colour = np.stack([0.55 + 0.35 * t, 0.25 + 0.5 * t, 0.3 + 0.45 * t], axis=2) + noise
+    image = scene.image * (1 - wall[..., None]) + wall_colour * wall[..., None]
+    alpha = scene.alpha * (1 - wall)
+    if subject_at_frame:
+        arm = np.clip(np.minimum(8 - np.abs(yy - 45), xx - 60) / 2.0 + 0.5, 0, 1)
+        image = image * (1 - arm[..., None]) + scene.image[45, 55] * arm[..., None]
+        alpha = np.maximum(alpha, arm)
+    return np.clip(image, 0, 1).astype(np.float32), alpha.astype(np.float32), (25, 12, w, 78)
+
+
+def test_a_box_dragged_to_the_frame_leaves_out_the_background_it_holds(monkeypatch):
+    image, alpha, box = off_frame_scene()
+    subject = alpha >= 0.5
+    assert iou(qs.segment(image, box=box).mask, subject) > 0.9
+    # Without the frame-side sampling GrabCut keeps much of the wall.
+    monkeypatch.setattr(qs, "_frame_sides_as_probable_background", lambda *a: None)
+    assert iou(qs.segment(image, box=box).mask, subject) < 0.7
+
+
+def test_a_subject_running_off_the_frame_keeps_its_part_at_the_frame():
+    image, alpha, box = off_frame_scene(subject_at_frame=True)
+    seg = qs.segment(image, box=box)
+    assert iou(seg.mask, alpha >= 0.5) > 0.9
+    assert seg.mask[40:51, 150:].mean() > 0.9  # the arm where it leaves the photo
