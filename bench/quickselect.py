@@ -58,6 +58,13 @@ Usable, after the box or a stroke, means both of:
   two careful hand-drawn trimaps disagree by about that much, so a quick
   trimap within a small multiple of it is as good a start as a hand-drawn one.
 
+With the training set's layout (``input_training_lowres/``,
+``trimap_training_lowres/TrimapK/``, ``gt_training_lowres/``, e.g.
+``../shared/data/alphamatting_training_lowres``) the user's trimap is the
+same oracle, but |dA| is measured against the ground-truth alpha, and the
+per-photo column ``Trimap1 |dA|`` gives, for scale, how far the matte on
+the hand-drawn trimap itself is from the truth. Usable is the same rule.
+
 Times (seconds unless marked): GrabCut per run; the trimap (distances +
 threshold, ms); the preview the user waits for, i.e. the engine on the quick
 trimap at the resolution the window's automatic preview picks
@@ -99,7 +106,7 @@ if str(ROOT) not in sys.path:
 
 from dim_studio import quickselect as qs  # noqa: E402
 from dim_studio.engines import create_engine  # noqa: E402
-from dim_studio.images import read_image, read_trimap, write_alpha  # noqa: E402
+from dim_studio.images import read_alpha, read_image, read_trimap, write_alpha  # noqa: E402
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN  # noqa: E402
 from dim_studio.workflows.preview_scale import (  # noqa: E402
     AUTO, auto_pixel_budget, choose_scale, estimate_alpha_scaled,
@@ -433,14 +440,31 @@ def screenshot(image, quick, provided, strokes, box, alpha) -> np.ndarray:
     return np.concatenate([over, gap, np.dstack([a, a, a])], axis=1)
 
 
+@dataclass
+class Layout:
+    """Where a data folder keeps its photos, trimaps and (training set only) ground-truth alphas."""
+
+    photos: Path
+    trimaps: Path
+    truth: Path | None
+
+    @classmethod
+    def of(cls, folder: Path) -> "Layout":
+        if (folder / "gt_training_lowres").is_dir():
+            return cls(folder / "input_training_lowres", folder / "trimap_training_lowres",
+                       folder / "gt_training_lowres")
+        return cls(folder / "input_lowres", folder / "trimap_lowres", None)
+
+
 def bench_photos(args: argparse.Namespace) -> None:
     folder = Path(args.folder)
-    inputs = sorted((folder / "input_lowres").glob("*.png"))
+    where = Layout.of(folder)
+    inputs = sorted(where.photos.glob("*.png"))
     if args.only:
         keep = set(args.only.split(","))
         inputs = [p for p in inputs if p.stem in keep]
     if not inputs:
-        raise SystemExit(f"no photos in {folder / 'input_lowres'}")
+        raise SystemExit(f"no photos in {where.photos}")
     engine = create_engine(args.engine)
     budget = auto_pixel_budget(args.engine, None)
     # Compile the solver's kernels before any clock starts (numba's first call).
@@ -455,12 +479,17 @@ def bench_photos(args: argparse.Namespace) -> None:
     step_rows = []
     for path in inputs:
         image = read_image(path)
-        provided = read_trimap(folder / "trimap_lowres" / args.trimap_set / path.name, image.shape)
-        reference = engine.estimate(image, provided)
-        second = folder / "trimap_lowres" / "Trimap2" / path.name
-        t2 = float("nan")
-        if args.trimap_set != "Trimap2" and second.exists():
-            t2 = float(np.mean(np.abs(engine.estimate(image, read_trimap(second, image.shape)) - reference)))
+        provided = read_trimap(where.trimaps / args.trimap_set / path.name, image.shape)
+        if where.truth is not None:
+            # The scale: how far the matte on the hand-drawn trimap itself is from the truth.
+            reference = read_alpha(where.truth / path.name, image.shape, what="ground-truth alpha")
+            t2 = float(np.mean(np.abs(engine.estimate(image, provided) - reference)))
+        else:
+            reference = engine.estimate(image, provided)
+            second = where.trimaps / "Trimap2" / path.name
+            t2 = float("nan")
+            if args.trimap_set != "Trimap2" and second.exists():
+                t2 = float(np.mean(np.abs(engine.estimate(image, read_trimap(second, image.shape)) - reference)))
         box = box_from_trimap(provided)
         bands = [qs.default_band(image.shape) if b == "default" else int(b) for b in args.band.split(",")]
         h, w = image.shape[:2]
@@ -485,9 +514,11 @@ def bench_photos(args: argparse.Namespace) -> None:
                 cv2.imwrite(str(out / f"{stem}.png"), cv2.cvtColor(shot, cv2.COLOR_RGB2BGR))
                 write_alpha(out / f"{stem}_alpha.png", alpha)
     print()
+    against = "the ground truth" if where.truth is not None else f"the alpha on {args.trimap_set}"
+    scale_column = f"{args.trimap_set} |dA|" if where.truth is not None else "T2 |dA|"
     print(f"Every run (engine {args.engine}; preview = automatic preview resolution, budget {budget} px; "
           f"full = full resolution; wrong = % of {args.trimap_set}-known pixels with the opposite label; "
-          f"|dA| vs the alpha on {args.trimap_set}):")
+          f"|dA| vs {against}):")
     table(["photo", "max side", "band", "step", "GrabCut s", "trimap ms", "preview s", "scale", "solved",
            "full s", "wrong %", "|dA| full", "|dA| prev", "usable"], step_rows)
     rows = []
@@ -506,7 +537,7 @@ def bench_photos(args: argparse.Namespace) -> None:
           f"{BRUSH_FRACTION:.1%} of the longer side; lists: box, then after each stroke; usable: "
           f"wrong < {USABLE_WRONG:.0%} and |dA| < {USABLE_DALPHA}):")
     table(["photo", "size", "max side", "GrabCut at", "band", "clicks", "strokes", "GrabCut s per run",
-           "trimap ms", "preview s per run", "wrong % per run", "|dA| per run", "T2 |dA|", "usable"], rows)
+           "trimap ms", "preview s per run", "wrong % per run", "|dA| per run", scale_column, "usable"], rows)
     for side, band in dict.fromkeys((s.max_side, s.band) for s in sessions):
         group = [s for s in sessions if (s.max_side, s.band) == (side, band)]
         box_only = sum(1 for s in group if s.steps[0].usable)

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import Scene, make_scene
 from dim_studio import quickselect as qs
+from dim_studio.engines import create_engine
 from dim_studio.errors import TrimapError
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
 
@@ -386,3 +387,48 @@ def test_a_subject_running_off_the_frame_keeps_its_part_at_the_frame():
     seg = qs.segment(image, box=box)
     assert iou(seg.mask, alpha >= 0.5) > 0.9
     assert seg.mask[40:51, 150:].mean() > 0.9  # the arm where it leaves the photo
+
+
+
+def test_a_subject_cut_by_the_bottom_of_the_frame_keeps_its_unlike_part():
+    # A head over a body of another colour that runs off the bottom edge (a
+    # portrait's shoulders, a plant's pot), boxed from the top of the frame
+    # to the bottom: the background the top side holds is left out, the body
+    # at the bottom kept.
+    scene = make_scene(160, 90, center=(80, 42), radius=20, softness=2.0)
+    yy, xx = np.mgrid[0:90, 0:160].astype(np.float32)
+    body = np.clip(np.minimum(np.minimum(xx - 62, 98 - xx), yy - 58) / 2.0 + 0.5, 0, 1)
+    image = scene.image * (1 - body[..., None]) + np.array([0.45, 0.12, 0.35], np.float32) * body[..., None]
+    alpha = np.maximum(scene.alpha, body)
+    seg = qs.segment(image.astype(np.float32), box=(40, 0, 120, 90))
+    assert iou(seg.mask, alpha >= 0.5) > 0.95
+    assert seg.mask[58:, 62:98].mean() > 0.98
+
+
+def test_a_small_piece_apart_from_the_subject_is_left_to_the_solver():
+    # A small object of the subject's colour beside it in the box (a book
+    # beside a toy): GrabCut takes it, the trimap leaves it unknown, and the
+    # solver, with background all round it, makes it transparent.
+    scene = make_scene(160, 90, center=(60, 45), radius=24, softness=2.0)
+    yy, xx = np.mgrid[0:90, 0:160].astype(np.float32)
+    piece = np.clip((8 - np.hypot(xx - 118, yy - 30)) / 2.0 + 0.5, 0, 1)
+    image = (scene.image * (1 - piece[..., None]) + scene.image[45, 60] * piece[..., None]).astype(np.float32)
+    box = (25, 10, 140, 80)
+    seg = qs.segment(image, box=box)
+    assert seg.mask[30, 118] and seg.mask[45, 60]
+    trimap = seg.trimap(3)
+    assert (trimap[piece > 0] == UNKNOWN).all()
+    assert trimap[45, 60] == FOREGROUND
+    alpha = create_engine("closed-form").estimate(image, trimap)
+    assert alpha[piece > 0].max() < 0.05
+    assert alpha[scene.alpha >= 0.99].min() > 0.95
+    # One foreground stroke on the piece makes it part of the subject again.
+    hints = np.full(piece.shape, qs.NO_HINT, np.uint8)
+    hints[28:33, 116:121] = FOREGROUND
+    again = qs.segment(image, box=box, hints=hints, previous=seg)
+    assert again.trimap(3)[30, 118] == FOREGROUND
+    # Two subjects of about the same size in one box both stay foreground.
+    image2, alpha2, other, box2 = two_objects()
+    both = qs.segment(image2, box=box2).trimap(3)
+    assert (both[(alpha2 >= 0.99) | (other >= 0.99)] != BACKGROUND).all()
+    assert (both[other >= 0.99] == FOREGROUND).mean() > 0.5
