@@ -1,7 +1,7 @@
 """Quick selection: is a box drag plus a few strokes a usable start? Speed and agreement on real photos.
 
     python bench/quickselect.py [FOLDER] [--trimap-set Trimap1] [--engine closed-form]
-        [--max-side 512,800] [--band default,N] [--strokes 3] [--unknown-strokes] [--out DIR]
+        [--max-side 512,800] [--band default,N] [--strokes 3] [--unknown-strokes] [--against-trimap] [--out DIR]
         [--only NAME,...] [--big WxH]
 
 FOLDER defaults to ../shared/data/alphamatting_test_lowres_noGT (alphamatting.com's
@@ -64,6 +64,9 @@ With the training set's layout (``input_training_lowres/``,
 same oracle, but |dA| is measured against the ground-truth alpha, and the
 per-photo column ``Trimap1 |dA|`` gives, for scale, how far the matte on
 the hand-drawn trimap itself is from the truth. Usable is the same rule.
+``--against-trimap`` measures there as on the test set instead (against
+the alpha on the hand-drawn trimap), which shows how often the two
+verdicts agree.
 
 Times (seconds unless marked): GrabCut per run; the trimap (distances +
 threshold, ms); the preview the user waits for, i.e. the engine on the quick
@@ -480,7 +483,7 @@ def bench_photos(args: argparse.Namespace) -> None:
     for path in inputs:
         image = read_image(path)
         provided = read_trimap(where.trimaps / args.trimap_set / path.name, image.shape)
-        if where.truth is not None:
+        if where.truth is not None and not args.against_trimap:
             # The scale: how far the matte on the hand-drawn trimap itself is from the truth.
             reference = read_alpha(where.truth / path.name, image.shape, what="ground-truth alpha")
             t2 = float(np.mean(np.abs(engine.estimate(image, provided) - reference)))
@@ -514,8 +517,9 @@ def bench_photos(args: argparse.Namespace) -> None:
                 cv2.imwrite(str(out / f"{stem}.png"), cv2.cvtColor(shot, cv2.COLOR_RGB2BGR))
                 write_alpha(out / f"{stem}_alpha.png", alpha)
     print()
-    against = "the ground truth" if where.truth is not None else f"the alpha on {args.trimap_set}"
-    scale_column = f"{args.trimap_set} |dA|" if where.truth is not None else "T2 |dA|"
+    truth = where.truth is not None and not args.against_trimap
+    against = "the ground truth" if truth else f"the alpha on {args.trimap_set}"
+    scale_column = f"{args.trimap_set} |dA|" if truth else "T2 |dA|"
     print(f"Every run (engine {args.engine}; preview = automatic preview resolution, budget {budget} px; "
           f"full = full resolution; wrong = % of {args.trimap_set}-known pixels with the opposite label; "
           f"|dA| vs {against}):")
@@ -596,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="write screenshot-like PNGs and the alphas here")
     parser.add_argument("--only", default=None, help="comma-separated photo names")
     parser.add_argument("--big", default=None, help="also time a synthetic photo of this size, e.g. 6000x4000")
+    parser.add_argument("--against-trimap", action="store_true",
+                        help="with ground truth at hand, still measure |dA| against the alpha on the user's trimap "
+                             "(as on the test set), to see how the two verdicts compare")
     parser.add_argument("--unknown-strokes", action="store_true",
                         help="once wrong < 1%%, the simulated user may also lasso a soft zone with the "
                              "unknown label (see step 3 of the module docstring)")

@@ -56,6 +56,7 @@ from .settings import Settings, absolute_path
 from dim_studio.workflows.engine_choice import OFFLINE_DEFAULT, EngineChoice, engine_options
 from dim_studio.workflows.jobs import JobError
 from dim_studio.workflows.weights import weights_status
+from dim_studio.workflows.preview import PreviewMode
 
 from .weights_chooser import fill_weights_combo, load_known_weights
 
@@ -174,7 +175,7 @@ class BatchDialog(QDialog):
         engine: str | None = None,
         weights: str | None = None,
         device: str | None = None,
-        preview_mode: str | None = None,
+        preview_mode: PreviewMode | str | None = None,
         preview_color: str | None = None,
         preview_background: str | None = None,
         decontamination: float | None = None,
@@ -544,9 +545,9 @@ class BatchDialog(QDialog):
     def _apply_preview_defaults(self) -> None:
         """Outputs and composite background as the window's preview shows them (see ``dialogs.preview_defaults``)."""
         d = self._preview_defaults
-        self.alpha_check.setChecked(d.alpha_path is not None)
-        self.cutout_check.setChecked(d.cutout_path is not None)
-        self.composite_check.setChecked(d.composite_path is not None)
+        self.alpha_check.setChecked(d.alpha)
+        self.cutout_check.setChecked(d.cutout)
+        self.composite_check.setChecked(d.composite)
         self.bg_kind.setCurrentIndex(max(0, self.bg_kind.findData(d.background_kind)))
         color = QColor(d.background_color)
         self._bg_color = color if color.isValid() else QColor("#ffffff")

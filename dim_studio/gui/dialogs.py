@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +27,7 @@ from dim_studio.atomic import check_outputs
 from dim_studio.compose import DEFAULT_DECONTAMINATION
 from dim_studio.errors import DimStudioError
 from dim_studio.images import IMAGE_SUFFIXES
+from dim_studio.workflows.preview import PreviewMode
 
 from .settings import absolute_path
 
@@ -245,30 +246,43 @@ def export_folder(photo_path: str, fallback: str) -> Path:
     return Path.home()
 
 
-def preview_defaults(
-    mode: str | None, color: str | None = None, background: str | None = None,
-) -> ExportOptions:
-    """What to preselect for a preview ``mode`` (``workflows.preview.PreviewMode``): what it shows.
+@dataclass(frozen=True)
+class OutputChoice:
+    """Which outputs an export or batch dialog starts with checked, and the composite's background."""
 
-    "alpha" and "overlay" (a mask shown over the photo) or no mode: the alpha.
-    Any other mode shows a cutout: the RGBA cutout, and for "color" / "image"
-    / "black" / "white" also the composite over that colour / image (when
-    there is one). Only which files are checked and the
-    background come from this; the paths are proposed by the dialog.
+    alpha: bool = False
+    cutout: bool = False
+    composite: bool = False
+    background_kind: str = BG_COLOR
+    background_color: str = "#ffffff"
+    background_image: str = ""
+
+
+def preview_defaults(
+    mode: PreviewMode | str | None, color: str | None = None, background: str | None = None,
+) -> OutputChoice:
+    """What to preselect for a preview ``mode``: what the preview shows.
+
+    The alpha or the mask overlay (the alpha shown over the photo), or no
+    mode: the alpha. A cutout on the checkerboard: the RGBA cutout. A cutout
+    on black, white, a colour or an image: the cutout and the composite
+    over that colour or image (a checkerboard composite when the image mode
+    has no image). The paths are the dialog's to propose.
     """
-    if mode is None or str(mode) in ("alpha", "overlay"):
-        return ExportOptions("x", None, None)
-    mode = str(mode)  # PreviewMode's "color" and "image" are BG_COLOR and BG_IMAGE
-    if mode in ("black", "white"):
-        return ExportOptions(None, "x", "x", background_kind=BG_COLOR,
-                             background_color="#000000" if mode == "black" else "#ffffff")
-    if mode == BG_COLOR:
+    mode = None if mode is None else PreviewMode(mode)
+    if mode is None or not mode.is_cutout:
+        return OutputChoice(alpha=True)
+    if mode in (PreviewMode.BLACK, PreviewMode.WHITE):
+        return OutputChoice(cutout=True, composite=True, background_kind=BG_COLOR,
+                            background_color="#000000" if mode is PreviewMode.BLACK else "#ffffff")
+    if mode is PreviewMode.COLOR:
         valid = QColor(color or "")
-        return ExportOptions(None, "x", "x", background_kind=BG_COLOR,
-                             background_color=valid.name() if valid.isValid() else "#ffffff")
-    if mode == BG_IMAGE and background:
-        return ExportOptions(None, "x", "x", background_kind=BG_IMAGE, background_image=str(background))
-    return ExportOptions(None, "x", None)
+        return OutputChoice(cutout=True, composite=True, background_kind=BG_COLOR,
+                            background_color=valid.name() if valid.isValid() else "#ffffff")
+    if mode is PreviewMode.IMAGE and background:
+        return OutputChoice(cutout=True, composite=True, background_kind=BG_IMAGE,
+                            background_image=str(background))
+    return OutputChoice(cutout=True)
 
 
 class ExportDialog(QDialog):
@@ -276,9 +290,9 @@ class ExportDialog(QDialog):
 
     The files are proposed next to the photo, as absolute paths
     (``<stem>_alpha.png``, ``<stem>_cutout.png``, ``<stem>_composite.png``);
-    which are checked follows ``defaults``, else the preview's mode
-    (``preview_defaults``). ``decontamination`` is the slider's start (the
-    preview's strength).
+    which are checked, and the composite's background, follow the preview's
+    mode (``preview_defaults``). ``decontamination`` is the slider's start
+    (the preview's strength).
     """
 
     def __init__(
@@ -286,10 +300,9 @@ class ExportDialog(QDialog):
         parent: QWidget | None,
         photo_path: str,
         folder: str,
-        defaults: ExportOptions | None = None,
         protected: tuple[str, ...] = (),
         *,
-        preview_mode: str | None = None,
+        preview_mode: PreviewMode | str | None = None,
         preview_color: str | None = None,
         preview_background: str | None = None,
         decontamination: float | None = None,
@@ -299,9 +312,7 @@ class ExportDialog(QDialog):
         self._protected = dict(zip(("the photo", "its trimap"), protected))
         stem = Path(photo_path).stem
         self.folder = export_folder(photo_path, folder)
-        d = defaults or preview_defaults(preview_mode, preview_color, preview_background)
-        if defaults is None:
-            d = replace(d, decontaminate=strength_percent(decontamination) / 100)
+        d = preview_defaults(preview_mode, preview_color, preview_background)
 
         def default(kind: str) -> str:
             return str(self.folder / f"{stem}_{kind}.png")
@@ -309,9 +320,9 @@ class ExportDialog(QDialog):
         def browse(current: str) -> str | None:
             return get_save_path(self, "Export to", current or str(self.folder))
 
-        self.alpha_row = _PathRow("Alpha matte", default("alpha"), d.alpha_path is not None, browse)
-        self.cutout_row = _PathRow("RGBA cutout", default("cutout"), d.cutout_path is not None, browse)
-        self.composite_row = _PathRow("Composite", default("composite"), d.composite_path is not None, browse)
+        self.alpha_row = _PathRow("Alpha matte", default("alpha"), d.alpha, browse)
+        self.cutout_row = _PathRow("RGBA cutout", default("cutout"), d.cutout, browse)
+        self.composite_row = _PathRow("Composite", default("composite"), d.composite, browse)
 
         files = QGroupBox("Files")
         grid = QGridLayout(files)
@@ -324,12 +335,11 @@ class ExportDialog(QDialog):
         hint.setWordWrap(True)
         hint.setStyleSheet("color: palette(mid);")
         grid.addWidget(hint, 3, 0, 1, 3)
-        self.decontaminate = StrengthSlider(d.decontaminate)
+        self.decontaminate = StrengthSlider(decontamination)
 
         self.depth = QComboBox()
         self.depth.addItem("8 bit", 8)
         self.depth.addItem("16 bit", 16)
-        self.depth.setCurrentIndex(1 if d.depth == 16 else 0)
 
         self.bg_kind = QComboBox()
         self.bg_kind.addItem("Colour", BG_COLOR)
@@ -449,7 +459,6 @@ def ask_export_options(
     parent: QWidget | None,
     photo_path: str,
     folder: str,
-    defaults: ExportOptions | None = None,
     protected: tuple[str, ...] = (),
     **preview: object,
 ) -> ExportOptions | None:
@@ -458,7 +467,7 @@ def ask_export_options(
     ``preview``: ``ExportDialog``'s preview_mode, preview_color,
     preview_background and decontamination (what the preview pane shows).
     """
-    dialog = ExportDialog(parent, photo_path, folder, defaults, protected, **preview)  # type: ignore[arg-type]
+    dialog = ExportDialog(parent, photo_path, folder, protected, **preview)  # type: ignore[arg-type]
     dialog.setWindowModality(Qt.WindowModality.WindowModal)
     if dialog.exec() != QDialog.DialogCode.Accepted:
         return None

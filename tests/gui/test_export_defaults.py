@@ -24,6 +24,7 @@ from conftest import make_scene, save_gray, save_rgb
 from dim_studio.cli import main as cli_main
 from dim_studio.compose import DEFAULT_DECONTAMINATION
 from dim_studio.gui import dialogs
+from dim_studio.workflows.preview import PreviewMode
 from dim_studio.gui.batch_dialog import open_batch_dialog
 from dim_studio.gui.settings import Settings
 from .test_batch_dialog import make_dialog  # noqa: F401 - the fixture
@@ -71,16 +72,17 @@ def checked(dialog: dialogs.ExportDialog) -> set[str]:
     ("color", {"cutout", "composite"}),
     ("white", {"cutout", "composite"}),
     ("overlay", {"alpha"}),  # the mask over the photo: what it shows is the matte
-    ("some-new-cutout-mode", {"cutout"}),  # anything but the alpha shows a cutout
+    ("image", {"cutout"}),  # the image mode before an image is chosen shows the checkerboard
+    (PreviewMode.BLACK, {"cutout", "composite"}),  # the pane's own enum, as the window passes it
     (None, {"alpha"}),  # opened without a preview: as before
 ])
 def test_export_dialog_preselects_what_the_preview_shows(qtbot, photo, mode, expected):
     dialog = make_export_dialog(qtbot, photo[0], preview_mode=mode, preview_color="#00ff00")
     assert checked(dialog) == expected
-    if mode in ("color", "white"):
+    if mode in ("color", "white", PreviewMode.BLACK):
         opts = dialog.options()
         assert opts.background_kind == dialogs.BG_COLOR
-        assert opts.background_spec == ("#00ff00" if mode == "color" else "#ffffff")
+        assert opts.background_spec == {"color": "#00ff00", "white": "#ffffff", "black": "#000000"}[str(mode)]
     assert dialog.problem() is None
 
 
