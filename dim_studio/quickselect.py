@@ -110,9 +110,9 @@ SOFT_EDGE_HIGH = 0.30
 #: when that model explains it worse than all but ``UNLIKE_QUANTILE`` of the
 #: middle's own pixels. Measured on the 8 alphamatting.com test photos (box
 #: alone, bench/quickselect.py --strokes 0): the 5 % quantile took the wrong
-#: known labels from 20-33 % to 1-6 % on donkey, net and doll and lowered
-#: every other photo's; 10 % did better on the doll (1.3 %) but marked the
-#: plant's leaves and the troll's hair (30 %, 40 %).
+#: known labels from 20-28 % to 0.8-6.1 % on donkey, net and doll and to
+#: 22-25 % from 28-33 % on plastic bag and troll; 10 % did better on the
+#: doll (1.3 %) but marked the plant's leaves and the troll's hair (30 %, 40 %).
 CENTRE_FRACTION = 0.25
 UNLIKE_QUANTILE = 0.05
 #: Foreground pieces smaller than this fraction of the largest one are left
