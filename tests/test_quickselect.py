@@ -405,15 +405,23 @@ def test_a_subject_cut_by_the_bottom_of_the_frame_keeps_its_unlike_part():
     assert seg.mask[58:, 62:98].mean() > 0.98
 
 
-def test_a_small_piece_apart_from_the_subject_is_left_to_the_solver():
-    # A small object of the subject's colour beside it in the box (a book
-    # beside a toy): GrabCut takes it, the trimap leaves it unknown, and the
-    # solver, with background all round it, makes it transparent.
+def subject_and_piece() -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """A disc (the subject, centre (60, 45)) and a small disc of its colour apart from it
+    (centre (118, 30), radius 8: a book beside a toy), and a box round both.
+
+    Returns the photo, the subject's alpha, the piece's alpha and the box.
+    """
     scene = make_scene(160, 90, center=(60, 45), radius=24, softness=2.0)
     yy, xx = np.mgrid[0:90, 0:160].astype(np.float32)
-    piece = np.clip((8 - np.hypot(xx - 118, yy - 30)) / 2.0 + 0.5, 0, 1)
+    piece = np.clip((8 - np.hypot(xx - 118, yy - 30)) / 2.0 + 0.5, 0, 1).astype(np.float32)
     image = (scene.image * (1 - piece[..., None]) + scene.image[45, 60] * piece[..., None]).astype(np.float32)
-    box = (25, 10, 140, 80)
+    return image, scene.alpha, piece, (25, 10, 140, 80)
+
+
+def test_a_small_piece_apart_from_the_subject_is_left_to_the_solver():
+    # GrabCut takes the piece (it has the subject's colour), the trimap leaves
+    # it unknown, and the solver, with background all round it, makes it transparent.
+    image, subject, piece, box = subject_and_piece()
     seg = qs.segment(image, box=box)
     assert seg.mask[30, 118] and seg.mask[45, 60]
     trimap = seg.trimap(3)
@@ -421,7 +429,7 @@ def test_a_small_piece_apart_from_the_subject_is_left_to_the_solver():
     assert trimap[45, 60] == FOREGROUND
     alpha = create_engine("closed-form").estimate(image, trimap)
     assert alpha[piece > 0].max() < 0.05
-    assert alpha[scene.alpha >= 0.99].min() > 0.95
+    assert alpha[subject >= 0.99].min() > 0.95
     # One foreground stroke on the piece makes it part of the subject again.
     hints = np.full(piece.shape, qs.NO_HINT, np.uint8)
     hints[28:33, 116:121] = FOREGROUND

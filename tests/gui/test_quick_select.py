@@ -11,7 +11,7 @@ from PySide6.QtTest import QTest
 
 from dim_studio import quickselect as qs
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
-from test_quickselect import two_objects
+from test_quickselect import subject_and_piece, two_objects
 
 from .test_window import TIMEOUT, dlg, drag, make_window, wait_preview_of_current_trimap  # noqa: F401 - fixtures
 
@@ -190,6 +190,40 @@ def test_unknown_strokes_stay_unknown_when_grabcut_runs_again(window, photo, qtb
         window.ui.quick_bar.slider.setValue(1)
     assert blocker.args == ["band"]
     assert (trimap(window)[painted] == UNKNOWN).all()
+    assert dlg.errors == []
+
+
+def test_a_small_look_alike_beside_the_subject_is_left_unknown_until_painted(make_window, tmp_path, qtbot, dlg):
+    """A box round a toy that also holds a small object of its colour: the object is
+    left unknown, so the preview shows it transparent; a foreground stroke on it keeps it."""
+    image, subject, piece, box = subject_and_piece()
+    path = tmp_path / "toy_and_book.png"
+    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(path)
+    window = make_window(engine="closed-form")
+    assert window.open_image(str(path))
+    window.activateWindow()
+    qtbot.waitExposed(window)
+    window.canvas.set_tool("box")
+    drag_box(qtbot, window, box)
+    selected = trimap(window)
+    assert (selected[piece > 0] == UNKNOWN).all()
+    assert selected[45, 60] == FOREGROUND
+    wait_preview_of_current_trimap(qtbot, window)
+    preview = window.preview.last_result.alpha
+    assert preview.shape == selected.shape
+    assert preview[piece >= 0.5].max() < 0.1  # the preview shows it transparent
+    assert preview[subject >= 0.99].min() > 0.9
+
+    window.canvas.set_tool("brush")
+    window.canvas.set_label(FOREGROUND)
+    window.canvas.set_brush_size(2)
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
+        drag(window, [(116, 30), (118, 30), (120, 30)])
+    assert blocker.args == ["refine"]
+    kept = trimap(window)
+    assert kept[30, 118] == FOREGROUND and kept[45, 60] == FOREGROUND
+    wait_preview_of_current_trimap(qtbot, window)
+    assert window.preview.last_result.alpha[30, 118] > 0.9
     assert dlg.errors == []
 
 
