@@ -324,6 +324,14 @@ def segment(
     _grabcut_from_mask(small, labels, bgd_model, fgd_model, n_iter)
 
     mask = _upscale_mask(labels, crop, (h, w))
+    if not mask.any():
+        # An all-background trimap would silently wipe the user's subject off
+        # the trimap; an error leaves the trimap as it was and says what helps.
+        raise TrimapError(
+            "nothing inside the selection stands out from the background round it, so GrabCut "
+            "selected nothing: drag the box closer round the subject, or paint part of it with "
+            "the foreground brush"
+        )
     widening = (_widening(small, labels, bgd_model, fgd_model, default_band((h, w)) * scale)
                 if MAX_WIDENING > 1 else None)
     return Segmentation(

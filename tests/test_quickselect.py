@@ -97,6 +97,18 @@ def test_bad_selections_say_what_to_do(disc):
         qs.segment(disc.image, box=disc_box(disc), outline=[(0, 0), (5, 0), (5, 5)])
 
 
+def test_a_box_holding_nothing_that_stands_out_says_so():
+    # A flat grey photo: GrabCut labels every pixel background. An empty
+    # selection is an error (the window then keeps the trimap), not a blank trimap.
+    flat = np.full((60, 80, 3), 0.5, np.float32)
+    with pytest.raises(TrimapError, match="selected nothing.*foreground brush"):
+        qs.segment(flat, box=(10, 10, 70, 50))
+    # A foreground stroke gives GrabCut something to hold on to.
+    hints = np.full((60, 80), qs.NO_HINT, np.uint8)
+    hints[28:32, 38:42] = FOREGROUND
+    assert qs.segment(flat, box=(10, 10, 70, 50), hints=hints).mask[30, 40]
+
+
 def test_a_box_over_the_whole_photo_learns_the_background_from_the_frame(disc):
     # A subject that fills the frame: the box covers everything.
     seg = qs.segment(disc.image, box=(-50, -50, W + 50, H + 50))

@@ -227,6 +227,23 @@ def test_a_small_look_alike_beside_the_subject_is_left_unknown_until_painted(mak
     assert dlg.errors == []
 
 
+def test_a_box_over_nothing_that_stands_out_says_so_and_keeps_the_trimap(make_window, tmp_path, qtbot, dlg):
+    path = tmp_path / "grey.png"
+    Image.fromarray(np.full((90, 160, 3), 128, np.uint8)).save(path)
+    window = make_window(engine="closed-form")
+    assert window.open_image(str(path))
+    qtbot.waitExposed(window)
+    before = trimap(window)
+    steps = len(window.canvas.document.undo_items)
+    window.canvas.set_tool("box")
+    drag(window, [(30, 20), (80, 45), (130, 70)])
+    qtbot.waitUntil(lambda: dlg.errors != [], timeout=TIMEOUT)
+    assert dlg.errors[0][0] == "Quick selection" and "selected nothing" in dlg.errors[0][1]
+    assert np.array_equal(trimap(window), before)
+    assert len(window.canvas.document.undo_items) == steps
+    assert not window.quick_select.active and not window.quick_select.busy
+
+
 def test_outline_is_segmented_too_in_one_undo_step(window, photo, qtbot, dlg):
     _path, alpha, _other = photo
     before = trimap(window)
