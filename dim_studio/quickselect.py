@@ -415,7 +415,7 @@ def _fitted_models(small: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)
-    cv2.grabCut(small, labels.copy(), None, bgd, fgd, 0, cv2.GC_INIT_WITH_MASK)
+    _grabcut_from_mask(small, labels.copy(), bgd, fgd, 0)
     return bgd, fgd
 
 
