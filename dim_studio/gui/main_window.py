@@ -592,7 +592,7 @@ class MainWindow(QMainWindow):
 
     def _on_preview_waiting(self, reason: str) -> None:
         if reason:
-            self.ui.preview_label.setText("Preview: waiting for the trimap")
+            self.ui.show_preview_waiting()
 
     def _on_preview_mode(self, mode: str) -> None:
         # The pane's displayChanged makes the controller compose the new view.

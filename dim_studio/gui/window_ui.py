@@ -320,6 +320,8 @@ class WindowUi:
         self.preview.decontaminationChanged.connect(self._on_decontamination)
         self.preview.busyTextChanged.connect(self._on_preview_busy)
         self._preview_status = "Preview: —"
+        # Whether the status bar shows the pane's busy text, which the end of the work takes back.
+        self._status_busy = False
         self.shortcuts_action = act("&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents,
                                     "Every keyboard shortcut and mouse gesture")
         self.preview.colorRequested.connect(self.choose_preview_color)
@@ -613,14 +615,21 @@ class WindowUi:
         """The status bar says what the pane says: computing, or refining a stand-in's matte
         (with the percentage after a second)."""
         if not text:
-            label = self.preview_label.text()
-            if label.startswith("Preview: computing") or " — refining" in label:  # not "waiting for …"
+            if self._status_busy:
                 self.preview_label.setText(self._preview_status)
-        elif self.preview.refining:
+            self._status_busy = False
+            return
+        self._status_busy = True
+        if self.preview.refining:
             self.preview_label.setText(
                 f"{self._preview_status} — refining with {self.preview.refining}…{self.preview.progress_text()}")
         else:
             self.preview_label.setText("Preview: computing…" + self.preview.progress_text())
+
+    def show_preview_waiting(self) -> None:
+        """The preview has no trimap to work on: the status bar says so until the next result."""
+        self._status_busy = False
+        self.preview_label.setText("Preview: waiting for the trimap")
 
     def show_preview_status(self, result: "PreviewResult") -> None:
         """Which engine made the matte on screen, how long it took and at what size."""
