@@ -7,7 +7,8 @@ import pytest
 
 from dim_studio.engines import create_engine
 from dim_studio.workflows.preview_scale import (
-    AUTO, CLASSICAL_CPU_BUDGET, FULL, HALF, QUARTER, auto_pixel_budget, choose_scale,
+    AUTO, CLASSICAL_CPU_BUDGET, CLASSICAL_CPU_UNKNOWN_BUDGET, FULL, HALF, QUARTER, auto_pixel_budget,
+    auto_unknown_budget, choose_scale,
     downscale_trimap, estimate_alpha_scaled, estimate_foreground_scaled,
 )
 
@@ -98,3 +99,20 @@ def test_auto_scale_fits_the_solved_region_in_the_budget():
         assert h2 * w2 > budget
     # A margin that alone exceeds the budget bottoms out at the minimum scale.
     assert choose_scale(tri, AUTO, 100, margin=40) == MIN_AUTO_SCALE
+
+
+def test_auto_scale_also_caps_the_unknown_pixels():
+    # A see-through subject lassoed unknown whole: the region fits the budget, the unknown pixels do not.
+    tri = np.zeros((200, 200), np.uint8)
+    tri[20:180, 20:180] = 128
+    tri[95:105, 95:105] = 255
+    unknown = int(np.count_nonzero(tri == 128))
+    assert choose_scale(tri, AUTO, 10**9, 0) == 1.0
+    s = choose_scale(tri, AUTO, 10**9, 0, unknown_budget=unknown // 4)
+    assert unknown * s * s <= unknown // 4 < unknown * (1.05 * s) ** 2  # the largest scale that fits
+    # The tighter of the two caps decides.
+    region_only = choose_scale(tri, AUTO, 3000, 0)
+    assert choose_scale(tri, AUTO, 3000, 0, unknown_budget=unknown // 4) == min(region_only, s)
+    # Classical solvers' time follows the unknown pixels; the network's follows the region.
+    assert auto_unknown_budget("closed-form") == auto_unknown_budget("ifm") == CLASSICAL_CPU_UNKNOWN_BUDGET
+    assert auto_unknown_budget("dim") is None

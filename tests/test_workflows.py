@@ -94,6 +94,21 @@ def test_preview_job_composes_the_display_and_redisplay_reuses_the_matte():
     assert staged.pixels.shape == (*scene.trimap.shape, 4)
 
 
+def test_preview_of_a_wide_unknown_zone_runs_at_a_lower_resolution(monkeypatch):
+    from dim_studio.workflows import preview_scale
+
+    scene = make_scene(60, 50)
+    wide = scene.trimap.copy()
+    wide[5:-5, 5:-5][wide[5:-5, 5:-5] == 255] = 128  # the subject lassoed unknown but for its middle
+    wide[22:28, 27:33] = 255
+    request = PreviewRequest(scene.image, wide, choose_engine("closed-form"), "auto")
+    assert run_preview(JobContext.standalone(), request).scale == 1.0  # small enough for both caps
+    monkeypatch.setattr(preview_scale, "CLASSICAL_CPU_UNKNOWN_BUDGET", int(np.count_nonzero(wide == 128)) // 4)
+    shrunk = run_preview(JobContext.standalone(), request)
+    assert 0.4 < shrunk.scale <= 0.5 and shrunk.work_size[0] < wide.shape[0]
+    assert np.all(shrunk.alpha[wide == 255] == 1.0) and np.all(shrunk.alpha[wide == 0] == 0.0)
+
+
 def test_ifm_preview_hands_over_closed_forms_matte_first_then_its_own():
     from dim_studio.engines import create_engine
     from dim_studio.workflows.engine_choice import EngineChoice

@@ -24,7 +24,7 @@ from ..engines.base import scaled_progress
 from .engine_choice import EngineChoice, preview_options, preview_stand_in
 from .jobs import JobContext
 from .preview_scale import (
-    auto_pixel_budget, choose_scale, estimate_alpha_scaled, estimate_foreground_scaled,
+    auto_pixel_budget, auto_unknown_budget, choose_scale, estimate_alpha_scaled, estimate_foreground_scaled,
 )
 
 
@@ -207,7 +207,8 @@ def _solve(
     device = getattr(engine, "device", None)
     budget = auto_pixel_budget(choice.name, None if device is None else str(device))
     trimap = as_trimap(request.trimap)
-    scale = choose_scale(trimap, request.resolution, budget, engine.context_margin)
+    scale = choose_scale(trimap, request.resolution, budget, engine.context_margin,
+                         auto_unknown_budget(choice.name))
     scaled = estimate_alpha_scaled(
         engine, request.image, trimap, scale, progress=progress, cancel=ctx.cancelled
     )

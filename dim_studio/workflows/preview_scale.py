@@ -43,6 +43,15 @@ _FIXED_SCALES = {FULL: 1.0, HALF: 0.5, QUARTER: 0.25}
 # on a GPU it runs at full resolution.
 CLASSICAL_CPU_BUDGET = 250_000
 NETWORK_CPU_BUDGET = 120_000
+# A classical solver's time follows its unknown pixels, not the region round
+# them: the net photo (800x620) lassoed unknown whole, 45% of it, took
+# closed-form 5.5 s at the region cap's scale and ifm 12 s; with this cap
+# (scale 0.35) 0.55 s and 1.3 s. Of the quick selection's sure-stroke trimaps
+# on the 8 test photos (bench/quickselect.py), only the wide bands over the
+# pineapple's leaves (scale 1.0 -> 0.80, 0.53 s -> 0.22 s) and the plant's
+# foliage (0.79 -> 0.71-0.75) shrink further. The network's cost follows the
+# region, not the unknown pixels.
+CLASSICAL_CPU_UNKNOWN_BUDGET = 30_000
 # Below this the saving is not worth the blur: run at full resolution.
 _MIN_USEFUL_SHRINK = 0.9
 # Auto never goes below this: a coarser preview says too little about the edge.
@@ -59,6 +68,11 @@ def auto_pixel_budget(engine_name: str, device: str | None) -> int | None:
         kind = (device or "cpu").split(":")[0].lower()
         return None if kind in ("cuda", "mps") else NETWORK_CPU_BUDGET
     return CLASSICAL_CPU_BUDGET
+
+
+def auto_unknown_budget(engine_name: str) -> int | None:
+    """Unknown pixels (at the preview's scale) the automatic preview allows; None = no cap."""
+    return None if engine_name == "dim" else CLASSICAL_CPU_UNKNOWN_BUDGET
 
 
 def work_box(trimap: np.ndarray, margin: int) -> Box | None:
@@ -84,12 +98,14 @@ def solved_size(trimap: np.ndarray, scale: float, margin: int) -> tuple[int, int
 
 
 def choose_scale(
-    trimap: np.ndarray, resolution: str, pixel_budget: int | None, margin: int = 16
+    trimap: np.ndarray, resolution: str, pixel_budget: int | None, margin: int = 16,
+    unknown_budget: int | None = None,
 ) -> float:
     """The preview's scale factor in (0, 1] for a View > Preview resolution choice.
 
     AUTO picks the largest scale whose solved region (``solved_size``) fits
-    ``pixel_budget``, down to MIN_AUTO_SCALE.
+    ``pixel_budget`` and whose unknown pixels (their full-resolution count
+    times the scale squared) fit ``unknown_budget``, down to MIN_AUTO_SCALE.
     """
     if resolution in _FIXED_SCALES:
         return _FIXED_SCALES[resolution]
@@ -100,18 +116,20 @@ def choose_scale(
     if pixel_budget is None:
         return 1.0
 
-    def area(scale: float) -> int:
-        h, w = solved_size(trimap, scale, margin)
-        return h * w
+    unknown = int(np.count_nonzero(trimap == UNKNOWN))
 
-    if area(1.0) <= pixel_budget:
+    def fits(scale: float) -> bool:
+        h, w = solved_size(trimap, scale, margin)
+        return h * w <= pixel_budget and (unknown_budget is None or unknown * scale * scale <= unknown_budget)
+
+    if fits(1.0):
         return 1.0
-    if area(MIN_AUTO_SCALE) >= pixel_budget:
+    if not fits(MIN_AUTO_SCALE):
         return MIN_AUTO_SCALE
-    lo, hi = MIN_AUTO_SCALE, 1.0  # area(lo) < budget < area(hi); area grows with the scale
+    lo, hi = MIN_AUTO_SCALE, 1.0  # fits(lo), not fits(hi); both measures grow with the scale
     for _ in range(30):
         mid = (lo + hi) / 2
-        if area(mid) <= pixel_budget:
+        if fits(mid):
             lo = mid
         else:
             hi = mid
