@@ -35,26 +35,27 @@ as the oracle of what they want:
    wants (the matte on the provided trimap, or the ground truth) is under
    0.02 over a 5x5 neighbourhood, foreground where it is over 0.98. The
    hand-drawn benchmark trimaps are drawn wide (47% of the net photo is
-   unknown in Trimap1, and so is the wicker chair behind the doll's hair), but a
-   user painting a stroke looks at the photo, where background with no
-   strand over it is plain to see. ``--strokes-within-trimap`` restores the
+   unknown in Trimap1, and so is the wicker chair behind the doll's hair),
+   but a user painting a stroke looks at the photo, where background with
+   no strand over it is plain to see. ``--strokes-within-trimap`` restores the
    stricter user who paints only where the provided trimap is known.
 3. Once the wrong labels are under 1% (those first: the solver cannot undo
    them), a stroke may instead be the window's lasso (L) with the unknown
    label (3), what the README tells a user to do over a net, a bag or a
-   mass of hair (``--sure-strokes-only`` leaves this out): the candidate regions are then also the connected
-   regions the provided trimap calls unknown and the quick trimap known,
-   and the user picks, among all candidates, the one where the preview looks
-   most wrong (the largest sum of |preview alpha - the provided trimap's
-   alpha| over the region). A sure-label region gets a brush stroke as in 2;
-   an unknown one a lasso round the part of it wider than a brush (an
-   opening with a disc of the brush radius; its largest piece, grown by a
-   brush width, because a user draws a lasso round a region and not along
-   its edge, and its outer contour simplified to within half a radius),
-   filled entirely, not clipped to the
-   provided trimap (a region with no part that wide gets an unknown brush
-   stroke as in 2). As in the window, an unknown stroke does not re-run
-   GrabCut (GrabCut s is 0 for it) and is kept unknown by later re-runs.
+   mass of hair (``--sure-strokes-only`` leaves this out): the candidate
+   regions are then also the connected regions the user sees as unknown
+   and the quick trimap calls known, and the user picks, among all
+   candidates, the one where the preview looks most wrong (the largest sum
+   of |preview alpha - the wanted alpha| over the region). A sure-label
+   region gets a brush stroke as in 2; an unknown one a lasso round the
+   part of it wider than a brush (an opening with a disc of the brush
+   radius; its largest piece, grown by a brush width, because a user draws
+   a lasso round a region and not along its edge; its outer contour
+   simplified to within half a radius), filled entirely, not clipped to
+   what the user sees (a region with no part that wide gets an unknown
+   brush stroke as in 2). As in the window, an unknown stroke does not
+   re-run GrabCut (GrabCut s is 0 for it) and is kept unknown by later
+   re-runs.
 
 Usable, after the box or a stroke, means both of:
 
@@ -575,7 +576,8 @@ def bench_photos(args: argparse.Namespace) -> None:
     truth = where.truth is not None and not args.against_trimap
     against = "the ground truth" if truth else f"the alpha on {args.trimap_set}"
     scale_columns = [f"{args.trimap_set} |dA|"] if truth else [f"T{k[-1]} |dA|" for k in OTHER_SETS]
-    print(f"Every run (engine {args.engine}; preview = automatic preview resolution, budget {budget} px, {unknown_budget} unknown px; "
+    print(f"Every run (engine {args.engine}; preview = automatic preview resolution, budget {budget} px "
+          f"and {unknown_budget} unknown px; "
           f"full = full resolution; wrong = % of {args.trimap_set}-known pixels with the opposite label; "
           f"|dA| vs {against}):")
     table(["photo", "max side", "band", "step", "GrabCut s", "trimap ms", "preview s", "scale", "solved",
