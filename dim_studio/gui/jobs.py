@@ -13,10 +13,12 @@ this module only runs them off the GUI thread and carries their results back
   ``cancel=``; because a solver may finish just as it is cancelled, the GUI
   still compares the request id of each result with the newest one it asked
   for, and a stale result is never shown.
-- Results travel back through Qt signals (queued into the GUI thread because
-  the emitting thread is not the receiver's); no widget is touched from a
-  lane. The GUI thread never waits for a job: ``submit`` and ``cancel``
-  return at once, ``shutdown`` only signals the thread.
+- Results travel back through Qt signals, queued into the GUI thread by an
+  application-wide relay (``_gui_relay``): a worker thread never emits on
+  the lane or runner itself, which its window may be deleting at that very
+  moment; no widget is touched from a lane. The GUI thread never waits for
+  a job: ``submit`` and ``cancel`` return at once, ``shutdown`` only
+  signals the thread.
 - A job's exception never takes the process down: it is reported through
   ``failed`` as a ``JobError`` for the error dialog.
 - Each lane keeps its engines in an ``EngineCache`` (the network is loaded
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from dim_studio.errors import Cancelled
@@ -62,6 +65,54 @@ def app_events() -> AppEvents:
     if _events is None or _events.parent() is not app:
         _events = AppEvents(app)
     return _events
+
+
+class _Relay(QObject):
+    """Runs, on the GUI thread, the calls worker threads hand it.
+
+    Why: a lane or task runner is deleted with its window or dialog while its
+    thread may be finishing a job. Emitting a signal on a QObject that the
+    GUI thread is deleting at that moment is a race Qt does not guard: now
+    and then the queued event outlived its receiver and the process crashed
+    in the next event loop (a segfault in about 1 run in 8 of
+    tests/gui/test_batch_dialog.py). The relay lives as long as the
+    application, so the threads only ever emit on it, and the call it runs
+    checks on the GUI thread, where deletion happens too, that the sender is
+    still alive.
+    """
+
+    call = Signal(object)  # a callable of no arguments
+
+    def __init__(self, parent: QObject | None) -> None:
+        super().__init__(parent)
+        self.call.connect(self._run)
+
+    @staticmethod
+    def _run(fn: Callable[[], None]) -> None:
+        fn()
+
+
+_relay: _Relay | None = None
+
+
+def _gui_relay() -> _Relay:
+    """The application's relay; call it on the GUI thread (from a constructor)."""
+    global _relay
+    app = QCoreApplication.instance()
+    if _relay is None or _relay.parent() is not app:
+        _relay = _Relay(app)
+    return _relay
+
+
+def _post(relay: _Relay, sender: QObject, fn: Callable[[], None]) -> None:
+    """Run ``fn`` on the GUI thread if ``sender``'s C++ object still exists then."""
+    def run() -> None:
+        if shiboken6.isValid(sender):  # reliable here: deletion happens on this thread too
+            fn()
+    try:
+        relay.call.emit(run)
+    except RuntimeError:
+        pass  # the application is gone: nobody is listening
 
 
 def announce_weights_changed(path: Path | None = None) -> None:
@@ -126,6 +177,7 @@ class JobLane(QObject):
         self._running: _Job | None = None
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._relay = _gui_relay()
 
     # -- GUI-thread API (all return immediately) -----------------------------
 
@@ -220,11 +272,7 @@ class JobLane(QObject):
         self.engines.clear()
 
     def _emit(self, signal: Any, *args: Any) -> None:
-        try:
-            signal.emit(*args)
-        except RuntimeError:
-            # The lane's C++ object was deleted with its window; nobody is listening.
-            pass
+        _post(self._relay, self, lambda: signal.emit(*args))
 
     def _run(self, job: _Job) -> None:
         if job.event.is_set():
@@ -275,12 +323,10 @@ class TaskRunner(QObject):
     a "write autosave" cannot overtake it.
     """
 
-    _done = Signal(object, object, object)  # callback, result, JobError | None
-
     def __init__(self, parent: QObject | None = None, name: str = "dim-studio-tasks") -> None:
         super().__init__(parent)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._done.connect(self._deliver)
+        self._relay = _gui_relay()
         self._pending = 0
         self._closed = False
         self._lock = threading.Lock()
@@ -310,19 +356,16 @@ class TaskRunner(QObject):
         return self._executor.submit(task)
 
     def _finish(self, callback: Callable[..., None] | None, result: Any, error: JobError | None) -> None:
-        with self._lock:
-            self._pending -= 1
-        try:
-            self._done.emit(callback, result, error)
-        except RuntimeError:
-            pass  # the runner's window is gone
-
-    def _deliver(self, callback: Callable[..., None] | None, result: Any, error: JobError | None) -> None:
-        if callback is None:
-            return
-        callback(error if error is not None else result)
+        def deliver() -> None:
+            # Counted down only once delivered, so "idle" means no callback is still on its way.
+            with self._lock:
+                self._pending -= 1
+            if callback is not None:
+                callback(error if error is not None else result)
+        _post(self._relay, self, deliver)
 
     def is_idle(self) -> bool:
+        """No task waiting, running, or with its callback not yet run on the GUI thread."""
         with self._lock:
             return self._pending == 0
 

@@ -232,6 +232,35 @@ def test_task_runner_orders_tasks_and_reports_errors(qtbot):
     runner.flush()
 
 
+def test_a_result_arriving_after_its_runner_was_deleted_is_dropped(qtbot):
+    """A dialog closed while its probe still runs: the late result reaches nobody, and nothing crashes."""
+    import shiboken6
+    from PySide6.QtCore import QObject
+
+    owner = QObject()
+    runner, lane = TaskRunner(owner), JobLane(owner)
+    release = threading.Event()
+    delivered: list[object] = []
+    runner.submit(lambda: release.wait(10) and "late", on_done=delivered.append)
+    lane.finished.connect(lambda _id, result: delivered.append(result))
+    lane.submit(lambda ctx: release.wait(10) and "late job")
+    shiboken6.delete(owner)  # deletes the runner and the lane with it
+    release.set()
+    lane.join(10)
+    qtbot.wait(300)  # the late results come through the event loop, if at all
+    assert delivered == []
+
+
+def test_task_runner_is_idle_only_once_the_callback_ran(qtbot):
+    runner = TaskRunner()
+    results: list[object] = []
+    for i in range(20):
+        runner.submit(lambda i=i: i, on_done=results.append)
+        qtbot.waitUntil(runner.is_idle, timeout=TIMEOUT)
+        assert results[-1] == i  # idle means delivered, not merely computed
+    runner.shutdown()
+
+
 def test_lanes_run_side_by_side_so_a_preview_never_waits_behind_a_long_job(qtbot):
     long_lane, preview_lane = JobLane(name="export"), JobLane(name="preview")
     try:
