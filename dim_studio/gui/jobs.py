@@ -14,7 +14,7 @@ this module only runs them off the GUI thread and carries their results back
   still compares the request id of each result with the newest one it asked
   for, and a stale result is never shown.
 - Results travel back through Qt signals, queued into the GUI thread by an
-  application-wide relay (``_gui_relay``): a worker thread never emits on
+  application-wide relay (``AppEvents.relayed``): a worker thread never emits on
   the lane or runner itself, which its window may be deleting at that very
   moment; no widget is touched from a lane. The GUI thread never waits for
   a job: ``submit`` and ``cancel`` return at once, ``shutdown`` only
@@ -49,17 +49,39 @@ from dim_studio.workflows.jobs import EngineCache, JobContext, JobError, describ
 
 
 class AppEvents(QObject):
-    """Signals every window, dialog and lane of the application listens to."""
+    """Signals every window, dialog and lane of the application listens to, and the relay
+    worker threads hand their results to.
+
+    Why the relay: a lane or task runner is deleted with its window or dialog
+    while its thread may be finishing a job. Emitting a signal on a QObject
+    that the GUI thread is deleting at that moment is a race Qt does not
+    guard: now and then the queued event outlived its receiver and the
+    process crashed in the next event loop (a segfault in about 1 run in 8 of
+    tests/gui/test_batch_dialog.py). ``AppEvents`` lives as long as the
+    application, so the threads only ever emit ``relayed`` on it (``_post``),
+    and the call it carries checks on the GUI thread, where deletion happens
+    too, that the sender is still alive.
+    """
 
     #: weights were installed or replaced (the new file's Path, or None when unknown)
     weightsChanged = Signal(object)
+    #: a callable of no arguments, run on the GUI thread (see ``_post``)
+    relayed = Signal(object)
+
+    def __init__(self, parent: QObject | None) -> None:
+        super().__init__(parent)
+        self.relayed.connect(self._run)
+
+    @staticmethod
+    def _run(fn: Callable[[], None]) -> None:
+        fn()
 
 
 _events: AppEvents | None = None
 
 
 def app_events() -> AppEvents:
-    """The application's ``AppEvents`` (one per QApplication)."""
+    """The application's ``AppEvents`` (one per QApplication); first called on the GUI thread."""
     global _events
     app = QCoreApplication.instance()
     if _events is None or _events.parent() is not app:
@@ -67,50 +89,13 @@ def app_events() -> AppEvents:
     return _events
 
 
-class _Relay(QObject):
-    """Runs, on the GUI thread, the calls worker threads hand it.
-
-    Why: a lane or task runner is deleted with its window or dialog while its
-    thread may be finishing a job. Emitting a signal on a QObject that the
-    GUI thread is deleting at that moment is a race Qt does not guard: now
-    and then the queued event outlived its receiver and the process crashed
-    in the next event loop (a segfault in about 1 run in 8 of
-    tests/gui/test_batch_dialog.py). The relay lives as long as the
-    application, so the threads only ever emit on it, and the call it runs
-    checks on the GUI thread, where deletion happens too, that the sender is
-    still alive.
-    """
-
-    call = Signal(object)  # a callable of no arguments
-
-    def __init__(self, parent: QObject | None) -> None:
-        super().__init__(parent)
-        self.call.connect(self._run)
-
-    @staticmethod
-    def _run(fn: Callable[[], None]) -> None:
-        fn()
-
-
-_relay: _Relay | None = None
-
-
-def _gui_relay() -> _Relay:
-    """The application's relay; call it on the GUI thread (from a constructor)."""
-    global _relay
-    app = QCoreApplication.instance()
-    if _relay is None or _relay.parent() is not app:
-        _relay = _Relay(app)
-    return _relay
-
-
-def _post(relay: _Relay, sender: QObject, fn: Callable[[], None]) -> None:
+def _post(events: AppEvents, sender: QObject, fn: Callable[[], None]) -> None:
     """Run ``fn`` on the GUI thread if ``sender``'s C++ object still exists then."""
     def run() -> None:
         if shiboken6.isValid(sender):  # reliable here: deletion happens on this thread too
             fn()
     try:
-        relay.call.emit(run)
+        events.relayed.emit(run)
     except RuntimeError:
         pass  # the application is gone: nobody is listening
 
@@ -170,14 +155,14 @@ class JobLane(QObject):
         self.name = name
         self.engines = EngineCache()
         self._ids = itertools.count(1)
+        self._events = app_events()  # created here, on the GUI thread
         # New weights: the next job builds its engine afresh (the cache is thread-safe).
-        app_events().weightsChanged.connect(self._on_weights_changed)
+        self._events.weightsChanged.connect(self._on_weights_changed)
         self._cond = threading.Condition()
         self._queue: list[_Job] = []
         self._running: _Job | None = None
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._relay = _gui_relay()
 
     # -- GUI-thread API (all return immediately) -----------------------------
 
@@ -272,7 +257,7 @@ class JobLane(QObject):
         self.engines.clear()
 
     def _emit(self, signal: Any, *args: Any) -> None:
-        _post(self._relay, self, lambda: signal.emit(*args))
+        _post(self._events, self, lambda: signal.emit(*args))
 
     def _run(self, job: _Job) -> None:
         if job.event.is_set():
@@ -326,7 +311,7 @@ class TaskRunner(QObject):
     def __init__(self, parent: QObject | None = None, name: str = "dim-studio-tasks") -> None:
         super().__init__(parent)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._relay = _gui_relay()
+        self._events = app_events()  # created here, on the GUI thread
         self._pending = 0
         self._closed = False
         self._lock = threading.Lock()
@@ -362,7 +347,7 @@ class TaskRunner(QObject):
                 self._pending -= 1
             if callback is not None:
                 callback(error if error is not None else result)
-        _post(self._relay, self, deliver)
+        _post(self._events, self, deliver)
 
     def is_idle(self) -> bool:
         """No task waiting, running, or with its callback not yet run on the GUI thread."""
