@@ -175,6 +175,32 @@ def test_a_stroke_moves_the_selection_only_in_its_own_direction():
     assert qs.keep_stroke_direction(rerun, missed, {FOREGROUND, BACKGROUND}) is rerun
 
 
+def test_a_part_a_background_stroke_took_away_elsewhere_comes_back_with_one_foreground_stroke():
+    """The doll's blue eye against a blue curtain: a background stroke on the
+    look-alike background re-fits the colour models and can take away the
+    subject's part of that colour far from the stroke; a foreground dot on the
+    part gives it back without bringing the background back."""
+    image, alpha, other, box = two_objects()
+    yy, xx = np.mgrid[0:90, 0:160].astype(np.float32)
+    eye = np.clip((9 - np.hypot(xx - 50, yy - 45)) / 1.5 + 0.5, 0, 1).astype(np.float32)
+    green = np.array([0.2, 0.85, 0.3], np.float32)
+    image = (image * (1 - eye[..., None]) + green * eye[..., None]).astype(np.float32)
+    on_eye, on_other, rest = eye >= 0.5, other >= 0.5, (alpha >= 0.5) & (eye < 0.5)
+    first = qs.segment(image, box=box)
+    assert first.mask[on_eye].all() and first.mask[on_other].mean() > 0.9
+    hints = np.full(alpha.shape, qs.NO_HINT, np.uint8)
+    cv2.line(hints, (104, 45), (120, 45), int(BACKGROUND), 3)
+    taken = qs.keep_stroke_direction(qs.segment(image, box=box, hints=hints), first, {BACKGROUND})
+    assert taken.mask[on_other].mean() < 0.02 and taken.mask[rest].all()
+    assert taken.mask[on_eye].mean() < 0.2  # the defect this remedy is for
+    cv2.circle(hints, (50, 45), 2, int(FOREGROUND), -1)
+    back = qs.keep_stroke_direction(qs.segment(image, box=box, hints=hints), taken, {FOREGROUND})
+    assert back.mask[on_eye].all() and back.mask[rest].all()
+    assert back.mask[on_other].mean() < 0.02
+    trimap = back.trimap(2)
+    assert (trimap[on_eye & (qs.boundary_distance(back.mask) > 3)] == FOREGROUND).all()
+
+
 def test_a_foreground_stroke_outside_the_box_widens_the_selection(disc):
     x0, y0, x1, y1 = disc_box(disc, pad=2)
     half = (x0, y0, (x0 + x1) // 2, y1)  # a box over the left half of the disc only
