@@ -104,8 +104,9 @@ preview's alpha, and the same alpha alone.
 
 ``--big WxH`` adds a table for a synthetic photo of that size (e.g. 6000x4000,
 24 MP): segment from a box, a re-run with a background stroke and the
-previous result, trimap_from_segmentation, the band slider's cached
-re-threshold (``Segmentation.trimap``), and tighten.
+previous result, ``keep_stroke_direction`` on that re-run,
+trimap_from_segmentation, the band slider's cached re-threshold
+(``Segmentation.trimap``), and tighten.
 """
 
 from __future__ import annotations
@@ -638,8 +639,10 @@ def bench_big(args: argparse.Namespace) -> None:
     rows.append(["segment (box, from scratch)", f"{t:.2f}"])
     hints = np.full((h, w), qs.NO_HINT, np.uint8)
     hints[h // 20: h // 20 + max(2, h // 200), w // 10: w // 2] = BACKGROUND
-    t, _ = timed(lambda: qs.segment(image, box=box, hints=hints, max_side=side))
+    t, rerun = timed(lambda: qs.segment(image, box=box, hints=hints, max_side=side))
     rows.append(["segment with a stroke, from scratch", f"{t:.2f}"])
+    t, _ = timed(lambda: qs.keep_stroke_direction(rerun, seg, {BACKGROUND}))
+    rows.append(["keep_stroke_direction (takes away only; holes elsewhere)", f"{t:.3f}"])
     t, _ = timed(lambda: qs.segment(image, box=box, hints=hints, previous=seg, max_side=side))
     rows.append(["segment with a stroke, previous reused", f"{t:.2f}"])
     t, quick = timed(lambda: qs.trimap_from_segmentation(seg.mask, band))

@@ -11,7 +11,7 @@ from PySide6.QtTest import QTest
 
 from dim_studio import quickselect as qs
 from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN
-from test_quickselect import subject_and_piece, two_objects
+from test_quickselect import subject_and_piece, subject_with_an_eye, two_objects
 
 from .test_window import TIMEOUT, dlg, drag, make_window, wait_preview_of_current_trimap  # noqa: F401 - fixtures
 
@@ -224,6 +224,46 @@ def test_a_small_look_alike_beside_the_subject_is_left_unknown_until_painted(mak
     assert kept[30, 118] == FOREGROUND and kept[45, 60] == FOREGROUND
     wait_preview_of_current_trimap(qtbot, window)
     assert window.preview.last_result.alpha[30, 118] > 0.9
+    assert dlg.errors == []
+
+
+def test_a_hole_a_background_stroke_punches_elsewhere_is_left_unknown_until_painted(make_window, tmp_path,
+                                                                                    qtbot, dlg):
+    """A background stroke on the green disc re-learns green as background and takes the
+    subject's green eye out too: the eye is left unknown, so the preview shows no hole,
+    and a foreground stroke on it makes it sure again."""
+    image, alpha, other, eye, box = subject_with_an_eye()
+    path = tmp_path / "face_and_curtain.png"
+    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(path)
+    window = make_window(engine="closed-form")
+    assert window.open_image(str(path))
+    window.activateWindow()
+    qtbot.waitExposed(window)
+    window.canvas.set_tool("box")
+    drag_box(qtbot, window, box)
+    assert (trimap(window)[eye >= 0.5] == FOREGROUND).all()
+
+    window.canvas.set_tool("brush")
+    window.canvas.set_label(BACKGROUND)
+    window.canvas.set_brush_size(7)  # a thinner stroke leaves the eye in for some boxes
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
+        drag(window, [(104, 45), (112, 45), (120, 45)])
+    assert blocker.args == ["refine"]
+    refined = trimap(window)
+    assert (refined[other >= 0.5] == BACKGROUND).mean() > 0.9
+    assert (refined[eye >= 0.5] == UNKNOWN).all()
+    wait_preview_of_current_trimap(qtbot, window)
+    preview = window.preview.last_result.alpha
+    assert preview[eye >= 0.5].min() > 0.9 and preview[other >= 0.5].max() < 0.1
+
+    window.canvas.set_label(FOREGROUND)
+    window.canvas.set_brush_size(2)
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
+        drag(window, [(49, 45), (50, 45), (51, 45)])
+    assert blocker.args == ["refine"]
+    kept = trimap(window)
+    assert (kept[eye >= 0.9] == FOREGROUND).all()
+    assert (kept[other >= 0.5] == BACKGROUND).mean() > 0.9
     assert dlg.errors == []
 
 
