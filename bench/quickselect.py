@@ -2,7 +2,7 @@
 
     python bench/quickselect.py [FOLDER] [--trimap-set Trimap1] [--engine closed-form]
         [--max-side 512,800] [--band default,N] [--strokes 3] [--sure-strokes-only] [--strokes-within-trimap]
-        [--lasso-over-solid]
+        [--lasso-over-solid] [--start box|outline]
         [--against-trimap] [--out DIR]
         [--only NAME,...] [--big WxH]
 
@@ -15,7 +15,11 @@ as the oracle of what they want:
 
 1. Box: the user's drag is stood in for by the bounding box of the provided
    trimap's non-background pixels, grown by 5% of its size on each side (one
-   click-and-drag). ``quickselect.segment`` (GrabCut) and its trimap at
+   click-and-drag). With ``--start outline`` the user draws the outline
+   instead (the window's O tool, one freehand drag): the provided trimap's
+   non-background region grown by 5% of its box's longer side, its outer
+   contour simplified to within 1% of that side, as a hand would draw it
+   round the subject. ``quickselect.segment`` (GrabCut) and its trimap at
    ``default_band`` (``Segmentation.trimap``: the adaptive band, widened
    where the edge looks soft) follow, as in the window.
 2. Strokes (at most ``--strokes``, 3 by default): while the result is not
@@ -60,7 +64,7 @@ as the oracle of what they want:
    the window, an unknown stroke does not re-run GrabCut (GrabCut s is 0 for
    it) and is kept unknown by later re-runs.
 
-Usable, after the box or a stroke, means both of:
+Usable, after the box (or outline) or a stroke, means both of:
 
 * wrong < 1%: of the pixels the provided trimap calls known, under 1% get the
   opposite known label in the quick trimap. A wrong known label is the one
@@ -99,7 +103,7 @@ and the engine at full resolution (what export would compute, and what the
 the photo with the final quick trimap overlaid (background tinted blue,
 unknown band yellow, foreground untinted; wrong known labels in magenta;
 foreground strokes green, background strokes red, unknown lassos orange, the
-box in cyan) beside the
+box or outline in cyan) beside the
 preview's alpha, and the same alpha alone.
 
 ``--big WxH`` adds a table for a synthetic photo of that size (e.g. 6000x4000,
@@ -175,6 +179,22 @@ def visible_labels(provided: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     for label, plain in ((BACKGROUND, wanted <= SEEN_SURE), (FOREGROUND, wanted >= 1.0 - SEEN_SURE)):
         seen[band & cv2.erode(plain.astype(np.uint8), kernel).astype(bool)] = label
     return seen
+
+
+def outline_from_trimap(trimap: np.ndarray, grow: float = 0.05) -> np.ndarray:
+    """The user's outline drag: (N, 2) x, y round the provided trimap's non-background region.
+
+    The region grown by ``grow`` of its box's longer side (as the box is), its
+    largest outer contour simplified to within 1% of that side.
+    """
+    ys, xs = np.nonzero(trimap != BACKGROUND)
+    side = max(int(ys.max() - ys.min()), int(xs.max() - xs.min())) + 1
+    r = max(1, int(round(grow * side)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    grown = cv2.dilate((trimap != BACKGROUND).astype(np.uint8), kernel)
+    contours, _ = cv2.findContours(grown, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    polygon = cv2.approxPolyDP(max(contours, key=cv2.contourArea), 0.01 * side, True)
+    return polygon.reshape(-1, 2).astype(np.float64)
 
 
 def box_from_trimap(trimap: np.ndarray, grow: float = 0.05) -> tuple[int, int, int, int]:
@@ -435,8 +455,10 @@ class Session:
         return bool(self.steps) and self.steps[-1].usable
 
 
-def simulate(image, provided, reference, box, band, max_side, max_strokes, engine, budget, unknown_budget):
-    """The simulated user's session: box, then strokes until usable or ``max_strokes``.
+def simulate(image, provided, reference, region, band, max_side, max_strokes, engine, budget, unknown_budget):
+    """The simulated user's session: box or outline, then strokes until usable or ``max_strokes``.
+
+    ``region`` is ``{"box": (x0, y0, x1, y1)}`` or ``{"outline": polygon}`` (``quickselect.segment``'s).
 
     Returns (steps, strokes, last Segmentation, last quick trimap, last preview alpha).
     """
@@ -451,7 +473,7 @@ def simulate(image, provided, reference, box, band, max_side, max_strokes, engin
         painted = hints if strokes else None
         if seg is None or strokes[-1].label != UNKNOWN:
             last = seg
-            t_gc, seg = timed(lambda: qs.segment(image, box=box, hints=painted, max_side=max_side))
+            t_gc, seg = timed(lambda: qs.segment(image, **region, hints=painted, max_side=max_side))
             if last is not None:  # as the window does after a sure stroke
                 seg = qs.keep_stroke_direction(seg, last, {strokes[-1].label})
         else:
@@ -467,7 +489,7 @@ def simulate(image, provided, reference, box, band, max_side, max_strokes, engin
         wrong = wrong_fraction(quick, provided)
         dalpha = float(np.mean(np.abs(alpha - reference)))
         usable = wrong < USABLE_WRONG and dalpha < USABLE_DALPHA
-        what = "box" if not strokes else \
+        what = next(iter(region)) if not strokes else \
             f"+{LABEL_NAMES[strokes[-1].label]} {'lasso' if strokes[-1].lasso else 'stroke'} {len(strokes)}"
         steps.append(Step(what, t_gc, t_tri, t_prev, scaled.scale, scaled.work_size, t_full, wrong, dalpha,
                           float(np.mean(np.abs(scaled.alpha - reference))), usable))
@@ -480,8 +502,8 @@ def simulate(image, provided, reference, box, band, max_side, max_strokes, engin
         strokes.append(stroke)
 
 
-def screenshot(image, quick, provided, strokes, box, alpha) -> np.ndarray:
-    """uint8 RGB: the photo with the trimap, wrong labels, strokes and box overlaid | the alpha."""
+def screenshot(image, quick, provided, strokes, region, alpha) -> np.ndarray:
+    """uint8 RGB: the photo with the trimap, wrong labels, strokes and box or outline overlaid | the alpha."""
     rgb = np.clip(image, 0, 1).astype(np.float32).copy()
     tint = np.zeros_like(rgb)
     weight = np.zeros(quick.shape, np.float32)
@@ -498,8 +520,12 @@ def screenshot(image, quick, provided, strokes, box, alpha) -> np.ndarray:
         weight[s.mask] = 0.55
     over = rgb + weight[..., None] * (tint - rgb)
     over = np.round(np.clip(over, 0, 1) * 255).astype(np.uint8)
-    x0, y0, x1, y1 = box
-    cv2.rectangle(over, (x0, y0), (x1 - 1, y1 - 1), (0, 255, 255), 2)
+    if "box" in region:
+        x0, y0, x1, y1 = region["box"]
+        cv2.rectangle(over, (x0, y0), (x1 - 1, y1 - 1), (0, 255, 255), 2)
+    else:
+        pts = np.round(region["outline"]).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(over, [pts], True, (0, 255, 255), 2)
     for s in strokes:
         pts = np.round(s.path).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(over, [pts], s.lasso, (255, 255, 255), 1)
@@ -564,12 +590,13 @@ def bench_photos(args: argparse.Namespace) -> None:
                     continue
                 other_alpha = engine.estimate(image, read_trimap(other_path, image.shape))
                 scale.append(float(np.mean(np.abs(other_alpha - reference))))
-        box = box_from_trimap(provided)
+        region = ({"box": box_from_trimap(provided)} if args.start == "box"
+                  else {"outline": outline_from_trimap(provided)})
         bands = [qs.default_band(image.shape) if b == "default" else int(b) for b in args.band.split(",")]
         h, w = image.shape[:2]
         for side, band in ((side, band) for side in sides for band in bands):
             steps, strokes, seg, quick, alpha = simulate(
-                image, provided, reference, box, band, side, args.strokes, engine, budget, unknown_budget)
+                image, provided, reference, region, band, side, args.strokes, engine, budget, unknown_budget)
             s = Session(path.stem, f"{w}x{h}", f"{seg.small.shape[1]}x{seg.small.shape[0]}", side, band, scale,
                         steps, strokes)
             sessions.append(s)
@@ -583,7 +610,7 @@ def bench_photos(args: argparse.Namespace) -> None:
                 print("  ".join(row), flush=True)
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
-                shot = screenshot(image, quick, provided, strokes, box, alpha)
+                shot = screenshot(image, quick, provided, strokes, region, alpha)
                 stem = f"{path.stem}_{side}_band{band}"
                 cv2.imwrite(str(out / f"{stem}.png"), cv2.cvtColor(shot, cv2.COLOR_RGB2BGR))
                 write_alpha(out / f"{stem}_alpha.png", alpha)
@@ -609,19 +636,20 @@ def bench_photos(args: argparse.Namespace) -> None:
             *(f"{v:.3f}" for v in s.scale),
             "yes" if s.usable else "no",
         ])
-    print(f"Per photo (clicks: the box drag; strokes: {args.strokes} at most, brush radius "
-          f"{BRUSH_FRACTION:.1%} of the longer side; lists: box, then after each stroke; usable: "
+    print(f"Per photo (clicks: the {args.start} drag; strokes: {args.strokes} at most, brush radius "
+          f"{BRUSH_FRACTION:.1%} of the longer side; lists: {args.start}, then after each stroke; usable: "
           f"wrong < {USABLE_WRONG:.0%} and |dA| < {USABLE_DALPHA}):")
     table(["photo", "size", "max side", "GrabCut at", "band", "clicks", "strokes", "GrabCut s per run",
            "trimap ms", "preview s per run", "wrong % per run", "|dA| per run", *scale_columns, "usable"], rows)
     for side, band in dict.fromkeys((s.max_side, s.band) for s in sessions):
         group = [s for s in sessions if (s.max_side, s.band) == (side, band)]
-        box_only = sum(1 for s in group if s.steps[0].usable)
+        first_only = sum(1 for s in group if s.steps[0].usable)
         usable = sum(1 for s in group if s.usable)
         previews = [st.t_preview for s in group for st in s.steps]
         grabcuts = [st.t_grabcut for s in group for st in s.steps]
         strokes = [len(s.strokes) for s in group if s.usable]
-        print(f"max side {side}, band {band}: usable with the box alone {box_only}/{len(group)}, with box + <= {args.strokes} "
+        print(f"max side {side}, band {band}: usable with the {args.start} alone {first_only}/{len(group)}, "
+              f"with {args.start} + <= {args.strokes} "
               f"strokes {usable}/{len(group)} (strokes used by the usable ones: "
               f"{' '.join(map(str, strokes)) or '-'}); median preview {statistics.median(previews):.2f} s "
               f"(max {max(previews):.2f}); median GrabCut {statistics.median(grabcuts):.2f} s "
@@ -683,6 +711,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strokes-within-trimap", action="store_true",
                         help="the stricter user: sure strokes only where the provided trimap is known, not "
                              "also where its matte is plainly 0 or 1 (see step 2 of the module docstring)")
+    parser.add_argument("--start", choices=("box", "outline"), default="box",
+                        help="the user's first gesture: a box drag, or an outline drawn round the subject "
+                             "(see step 1 of the module docstring)")
     parser.add_argument("--lasso-over-solid", action="store_true",
                         help="the lasso's margin also covers what the user sees as sure foreground "
                              "(see step 3 of the module docstring)")
