@@ -21,21 +21,29 @@ SUBJECT_BOX = (20, 15, 82, 76)
 BOTH_BOX = (20, 15, 140, 75)
 
 
+def save_photo(path, image: np.ndarray):
+    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(path)
+    return path
+
+
+def open_window(make_window, qtbot, path):
+    """A window with closed-form previews showing the photo at ``path``."""
+    w = make_window(engine="closed-form")
+    assert w.open_image(str(path))
+    w.activateWindow()
+    qtbot.waitExposed(w)
+    return w
+
+
 @pytest.fixture
 def photo(tmp_path):
     image, alpha, other, _box = two_objects()
-    path = tmp_path / "discs.png"
-    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(path)
-    return path, alpha, other
+    return save_photo(tmp_path / "discs.png", image), alpha, other
 
 
 @pytest.fixture
 def window(make_window, photo, qtbot):
-    w = make_window(engine="closed-form")
-    assert w.open_image(str(photo[0]))
-    w.activateWindow()
-    qtbot.waitExposed(w)
-    return w
+    return open_window(make_window, qtbot, photo[0])
 
 
 def key(window, k, modifier=Qt.KeyboardModifier.NoModifier) -> None:
@@ -197,12 +205,7 @@ def test_a_small_look_alike_beside_the_subject_is_left_unknown_until_painted(mak
     """A box round a toy that also holds a small object of its colour: the object is
     left unknown, so the preview shows it transparent; a foreground stroke on it keeps it."""
     image, subject, piece, box = subject_and_piece()
-    path = tmp_path / "toy_and_book.png"
-    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(path)
-    window = make_window(engine="closed-form")
-    assert window.open_image(str(path))
-    window.activateWindow()
-    qtbot.waitExposed(window)
+    window = open_window(make_window, qtbot, save_photo(tmp_path / "toy_and_book.png", image))
     window.canvas.set_tool("box")
     drag_box(qtbot, window, box)
     selected = trimap(window)
@@ -233,12 +236,7 @@ def test_a_hole_a_background_stroke_punches_elsewhere_is_left_unknown_until_pain
     subject's green eye out too: the eye is left unknown, so the preview shows no hole,
     and a foreground stroke on it makes it sure again."""
     image, alpha, other, eye, box = subject_with_an_eye()
-    path = tmp_path / "face_and_curtain.png"
-    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(path)
-    window = make_window(engine="closed-form")
-    assert window.open_image(str(path))
-    window.activateWindow()
-    qtbot.waitExposed(window)
+    window = open_window(make_window, qtbot, save_photo(tmp_path / "face_and_curtain.png", image))
     window.canvas.set_tool("box")
     drag_box(qtbot, window, box)
     assert (trimap(window)[eye >= 0.5] == FOREGROUND).all()
