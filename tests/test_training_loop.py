@@ -573,9 +573,9 @@ def test_torchrun_two_processes(data, tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["world_size"] == 2
+    assert summary["world_size"] == 2, summary
     digests = summary["rank_weights_sha256"]
-    assert len(digests) == 2 and digests[0] == digests[1] and summary["replicas_agree"] is True
+    assert len(digests) == 2 and digests[0] == digests[1] and summary["replicas_agree"] is True, summary
     model, info = load_weights(out / "last.safetensors")
     assert weights_digest(model) == digests[0]
     assert info.provenance["world_size"] == 2
@@ -583,8 +583,8 @@ def test_torchrun_two_processes(data, tmp_path) -> None:
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["last.safetensors", "last.state.pt", "log.csv", "run.json", "summary.json"])
     steps = [int(r["step"]) for r in read_log(out)]
-    assert steps == [5, 6]
-    assert result.stdout.count("wrote") == 1
+    assert steps == [5, 6], (steps, result.stderr[-3000:])
+    assert result.stdout.count("wrote") == 1, result.stdout[-3000:]
 
 
 # ------------------------------------------------------------------ configuration
