@@ -49,7 +49,6 @@ def two_objects() -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, i
     return image, alpha, other, (20, 15, 140, 75)
 
 
-
 def subject_with_an_eye() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
     """``two_objects`` with a disc of the green disc's colour (an eye) in the middle of the subject.
 
@@ -62,6 +61,7 @@ def subject_with_an_eye() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     green = np.array([0.2, 0.85, 0.3], np.float32)
     image = (image * (1 - eye[..., None]) + green * eye[..., None]).astype(np.float32)
     return image, alpha, other, eye, box
+
 
 # --- segment -------------------------------------------------------------------
 
