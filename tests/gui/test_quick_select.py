@@ -61,6 +61,13 @@ def drag_box(qtbot, window, box, kind="box") -> None:
     assert blocker.args == [kind]
 
 
+def paint_sure(qtbot, window, points) -> None:
+    """A drag with the sure brush as set; waits for the GrabCut re-run it starts."""
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
+        drag(window, points)
+    assert blocker.args == ["refine"]
+
+
 def trimap(window) -> np.ndarray:
     return window.canvas.document.copy_trimap()
 
@@ -145,9 +152,7 @@ def test_background_stroke_removes_a_wrongly_included_object(window, photo, qtbo
     key(window, Qt.Key.Key_2)
     assert window.canvas.tool == "brush" and window.canvas.label == BACKGROUND
     window.canvas.set_brush_size(3)
-    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
-        drag(window, [(104, 45), (112, 45), (120, 45)])
-    assert blocker.args == ["refine"]
+    paint_sure(qtbot, window, [(104, 45), (112, 45), (120, 45)])
     stroked_only = window.canvas.document.undo_items[-2]
     refined = trimap(window)
     assert (refined[other >= 0.5] == BACKGROUND).mean() > 0.9
@@ -187,9 +192,7 @@ def test_unknown_strokes_stay_unknown_when_grabcut_runs_again(window, photo, qtb
 
     key(window, Qt.Key.Key_B)
     key(window, Qt.Key.Key_2)
-    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
-        drag(window, [(104, 45), (112, 45), (120, 45)])
-    assert blocker.args == ["refine"]
+    paint_sure(qtbot, window, [(104, 45), (112, 45), (120, 45)])
     refined = trimap(window)
     assert (refined[other >= 0.5] == BACKGROUND).mean() > 0.9  # the re-run happened ...
     assert (refined[painted] == UNKNOWN).all()  # ... and kept both unknown strokes
@@ -220,9 +223,7 @@ def test_a_small_look_alike_beside_the_subject_is_left_unknown_until_painted(mak
     window.canvas.set_tool("brush")
     window.canvas.set_label(FOREGROUND)
     window.canvas.set_brush_size(2)
-    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
-        drag(window, [(116, 30), (118, 30), (120, 30)])
-    assert blocker.args == ["refine"]
+    paint_sure(qtbot, window, [(116, 30), (118, 30), (120, 30)])
     kept = trimap(window)
     assert kept[30, 118] == FOREGROUND and kept[45, 60] == FOREGROUND
     wait_preview_of_current_trimap(qtbot, window)
@@ -244,9 +245,7 @@ def test_a_hole_a_background_stroke_punches_elsewhere_is_left_unknown_until_pain
     window.canvas.set_tool("brush")
     window.canvas.set_label(BACKGROUND)
     window.canvas.set_brush_size(7)  # a thinner stroke leaves the eye in for some boxes
-    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
-        drag(window, [(104, 45), (112, 45), (120, 45)])
-    assert blocker.args == ["refine"]
+    paint_sure(qtbot, window, [(104, 45), (112, 45), (120, 45)])
     refined = trimap(window)
     assert (refined[other >= 0.5] == BACKGROUND).mean() > 0.9
     assert (refined[eye >= 0.5] == UNKNOWN).all()
@@ -256,9 +255,7 @@ def test_a_hole_a_background_stroke_punches_elsewhere_is_left_unknown_until_pain
 
     window.canvas.set_label(FOREGROUND)
     window.canvas.set_brush_size(2)
-    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
-        drag(window, [(49, 45), (50, 45), (51, 45)])
-    assert blocker.args == ["refine"]
+    paint_sure(qtbot, window, [(49, 45), (50, 45), (51, 45)])
     kept = trimap(window)
     assert (kept[eye >= 0.9] == FOREGROUND).all()
     assert (kept[other >= 0.5] == BACKGROUND).mean() > 0.9
