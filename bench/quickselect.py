@@ -62,7 +62,9 @@ as the oracle of what they want:
    part that wide gets an unknown brush stroke as in 2;
    ``--lasso-over-solid`` grows the lasso over the solid parts too). As in
    the window, an unknown stroke does not re-run GrabCut (GrabCut s is 0 for
-   it) and is kept unknown by later re-runs.
+   it) and is kept unknown by later re-runs; the trimap is made again with
+   it, which leaves unknown the slivers of sure foreground it cut off from
+   the subject (``quickselect.cut_off_by_unknown``).
 
 Usable, after the box (or outline) or a stroke, means both of:
 

@@ -38,7 +38,9 @@ a subject that does run off the frame there has its middle's colours and
 stays, and the bottom, where subjects are most often cut, is left alone.
 Pieces of the foreground apart from the subject and much smaller than it
 are left unknown (``detached_islands``): the matting solver, not GrabCut,
-decides whether a book beside the toy belongs to it.
+decides whether a book beside the toy belongs to it. So are the slivers of
+sure foreground that an unknown stroke or lasso cuts off from the subject
+(``cut_off_by_unknown``).
 
 Adaptive band. A fixed band is too narrow along hair, fur or a net (strands
 outside it are forced to background, background between strands inside it
@@ -820,6 +822,44 @@ def trimap_from_distance(
     return trimap
 
 
+def cut_off_by_unknown(trimap: np.ndarray, hints: np.ndarray) -> np.ndarray:
+    """Slivers of sure foreground that the unknown strokes cut off from the subject.
+
+    bool (H, W): every 8-connected piece of ``trimap``'s foreground that
+    touches a stroke of the unknown brush or lasso in ``hints``, is smaller
+    than ``ISLAND_FRACTION`` of the largest piece and holds no foreground
+    stroke. A lasso round a see-through part (a bag, a net, a mass of hair)
+    rarely meets the band exactly: a strip of the segmentation's foreground
+    is left between its edge and the band, or between two lassos. As sure
+    foreground inside a see-through zone such a strip forces alpha 1 there,
+    and the solver carries it across every pixel of like colour: on the
+    alphamatting.com plastic bag 36 such pixels at the top of the bag made
+    its see-through top about 0.3 too opaque (mean |dA| 0.034 against 0.012
+    without them). Pieces the band alone cuts off (a leaf on a stem thinner
+    than the band) are not touched: no unknown stroke made them. A painted
+    foreground stroke keeps its piece sure, as with ``detached_islands``.
+    """
+    out = np.zeros(trimap.shape, bool)
+    lassoed = hints == UNKNOWN
+    if not lassoed.any():
+        return out
+    fg = trimap == FOREGROUND
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(fg.view(np.uint8), connectivity=8)
+    if n <= 2:
+        return out
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+    areas[0] = 0
+    chosen = areas < ISLAND_FRACTION * areas.max()
+    touching = np.zeros(n, bool)
+    touching[comp[cv2.dilate(lassoed.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)]] = True
+    chosen &= touching
+    chosen[comp[hints == FOREGROUND]] = False
+    chosen[0] = False
+    if chosen.any():
+        out = chosen[comp]
+    return out
+
+
 def detached_islands(mask: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
     """Foreground pieces apart from the subject, which the trimap leaves to the matting solver.
 
@@ -880,11 +920,13 @@ def trimap_from_segmentation(mask: np.ndarray, band: int, *, hints: np.ndarray |
 
 
 def _keep_hints(trimap: np.ndarray, hints: np.ndarray) -> None:
+    """Every stroke of ``hints`` keeps its label in ``trimap``, and the unknown ones leave no sliver behind."""
     if hints.shape != trimap.shape:
         raise TrimapError(f"the hint map is {hints.shape[1]}x{hints.shape[0]} but the trimap is "
                           f"{trimap.shape[1]}x{trimap.shape[0]}")
     for value in (BACKGROUND, UNKNOWN, FOREGROUND):
         trimap[hints == value] = value
+    trimap[cut_off_by_unknown(trimap, hints)] = UNKNOWN
 
 
 def tighten(

@@ -342,6 +342,70 @@ def test_hint_strokes_are_kept_in_the_trimap():
     assert only_trimap_values(trimap)
 
 
+def see_through_bag() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A bag over a textured background: its opaque contents (rows 55-80) under a
+    see-through top (rows 15-55, alpha 0.4), and a lasso round the top that stops a
+    few pixels short of its upper edge, as a hand draws it.
+
+    Returns the photo, the true alpha and the lasso (bool).
+    """
+    background = make_scene(W, H, center=(-50, -50), radius=1).image
+    alpha = np.zeros((H, W), np.float32)
+    alpha[55:80, 30:90] = 1.0
+    alpha[15:55, 38:82] = 0.4
+    colour = np.array([0.92, 0.55, 0.18], np.float32)
+    image = (background * (1 - alpha[..., None]) + colour * alpha[..., None]).astype(np.float32)
+    lasso = np.zeros((H, W), np.uint8)
+    cv2.fillPoly(lasso, [np.array([[36, 21], [84, 21], [84, 57], [36, 57]], np.int32)], 1)
+    return image, alpha, lasso.astype(bool)
+
+
+def test_a_sliver_of_foreground_a_lasso_cuts_off_is_left_to_the_solver():
+    image, alpha, lasso = see_through_bag()
+    mask = alpha > 0  # GrabCut takes a see-through bag whole
+    hints = np.full(mask.shape, qs.NO_HINT, np.uint8)
+    hints[lasso] = UNKNOWN
+    band = 2
+    sliver = mask & ~lasso & (qs.boundary_distance(mask) > band + 0.5) & (np.arange(H)[:, None] < 30)
+    assert sliver.sum() > 100  # rows 18-20 of the top, between the band and the lasso
+    assert (qs.trimap_from_segmentation(mask, band)[sliver] == FOREGROUND).all()
+
+    trimap = qs.trimap_from_segmentation(mask, band, hints=hints)
+    assert (trimap[sliver] == UNKNOWN).all()
+    assert (trimap[60:77, 33:87] == FOREGROUND).all()  # the contents stay sure
+    # The solver keeps the top see-through; the sliver left sure made it nearly opaque.
+    engine = create_engine("closed-form")
+    top = np.zeros(mask.shape, bool)
+    top[18:52, 41:79] = True
+    assert engine.estimate(image, trimap)[top].mean() < 0.5
+    forced = trimap.copy()
+    forced[sliver] = FOREGROUND
+    assert engine.estimate(image, forced)[top].mean() > 0.85
+    # A foreground stroke on the sliver keeps it sure.
+    hints[19, 50:60] = FOREGROUND
+    kept = qs.trimap_from_segmentation(mask, band, hints=hints)
+    assert (kept[sliver] == FOREGROUND).all()
+
+
+def test_pieces_the_band_alone_cuts_off_stay_foreground():
+    # A leaf on a stem thinner than the band: its sure part is a piece of its own.
+    mask = np.zeros((H, W), bool)
+    mask[20:80, 10:70] = True
+    mask[48:50, 70:95] = True  # the stem
+    mask[40:60, 95:115] = True  # the leaf
+    hints = np.full(mask.shape, qs.NO_HINT, np.uint8)
+    hints[45:55, 30:50] = UNKNOWN  # an unknown stroke elsewhere on the subject
+    trimap = qs.trimap_from_segmentation(mask, 3, hints=hints)
+    assert (trimap[45:55, 100:110] == FOREGROUND).all()
+    assert (trimap[45:55, 30:50] == UNKNOWN).all()
+    assert (trimap[25:40, 15:65] == FOREGROUND).all()
+    # The same stroke painted onto the leaf, not on the main body: the rest of the leaf
+    # would have forced alpha 1 round a zone the user marked see-through, so it is left open.
+    hints[45:55, 30:50] = qs.NO_HINT
+    hints[45:55, 97:102] = UNKNOWN
+    assert (qs.trimap_from_segmentation(mask, 3, hints=hints)[45:55, 103:110] == UNKNOWN).all()
+
+
 def test_trimap_of_an_empty_or_full_mask_and_bad_band():
     assert (qs.trimap_from_segmentation(np.zeros((8, 8), bool), 3) == BACKGROUND).all()
     assert (qs.trimap_from_segmentation(np.ones((8, 8), bool), 3) == FOREGROUND).all()

@@ -22,7 +22,10 @@ of the canvas's ``TrimapDocument``:
   foreground strokes only add (``quickselect.keep_stroke_direction``).
   Unknown strokes (brush or lasso, over hair or a net) do not re-run GrabCut
   but go into the hint map too, so later re-runs and band changes keep them
-  unknown.
+  unknown; the trimap is made again in the lane after each, which leaves
+  unknown the slivers of sure foreground the stroke cut off from the
+  subject (``quickselect.cut_off_by_unknown``), one more undo step when it
+  changes anything.
 - The band is adaptive (``quickselect.Segmentation.trimap``): the slider's
   width on a hard edge, up to ``quickselect.MAX_WIDENING`` times it where the
   edge looks soft; the slider scales both.
@@ -413,15 +416,22 @@ class QuickSelectController(QObject):
         return self._submit("band", lambda ctx: run_refresh(image, entry, patches, band),
                             f"Quick selection band {band} px")
 
-    def refine(self) -> int | None:
-        """Re-run the active selection with the strokes painted on it."""
+    def refine(self, *, sure: bool = True) -> int | None:
+        """Re-run the active selection with the strokes painted on it.
+
+        ``sure=False``: the newest stroke is an unknown one, which does not
+        re-run GrabCut; the trimap is only made again, so that the slivers
+        of sure foreground it cut off become unknown too
+        (``quickselect.cut_off_by_unknown``).
+        """
         self._sync()
         entry, image = self._current, self.w.image
         if entry is None or image is None or not self._patches:
             return None
         patches, band = list(self._patches), entry.band
         return self._submit("refine", lambda ctx: run_refresh(image, entry, patches, band),
-                            "Quick selection with strokes")
+                            "Quick selection with strokes" if sure else "Unknown slivers beside the stroke",
+                            status=None if sure else "Updating the trimap…")
 
     def tighten(self) -> int | None:
         """Edit > Tighten: the trimap from the preview's alpha (unknown pixels confidently 0 or 1 become known)."""
@@ -436,10 +446,11 @@ class QuickSelectController(QObject):
 
     # -- jobs ---------------------------------------------------------------------------
 
-    def _submit(self, kind: str, fn: Callable[[JobContext], _Outcome], description: str) -> int:
+    def _submit(self, kind: str, fn: Callable[[JobContext], _Outcome], description: str,
+                status: str | None = None) -> int:
         self._job = _Job(kind, self.doc.state(), description)
         self._latest = self.lane.submit(fn)
-        self._status("Tightening…" if kind == "tighten" else "Finding the subject…", 0)
+        self._status(status or ("Tightening…" if kind == "tighten" else "Finding the subject…"), 0)
         return self._latest
 
     def _cancel_job(self) -> None:
@@ -522,8 +533,7 @@ class QuickSelectController(QObject):
     def _on_stroke_finished(self, changed: bool) -> None:
         if not changed or self._applying or self.canvas.tool not in ("brush", "lasso"):
             return
-        if self.canvas.label in (FOREGROUND, BACKGROUND):
-            self.refine()
+        self.refine(sure=self.canvas.label in (FOREGROUND, BACKGROUND))
 
     def _status(self, text: str, timeout: int = 5000) -> None:
         bar = self.w.statusBar()

@@ -62,10 +62,14 @@ def drag_box(qtbot, window, box, kind="box") -> None:
 
 
 def paint_sure(qtbot, window, points) -> None:
-    """A drag with the sure brush as set; waits for the GrabCut re-run it starts."""
+    """A drag with the brush or lasso as set; waits for the re-run it starts
+    (GrabCut's after a sure stroke, the trimap's after an unknown one)."""
     with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
         drag(window, points)
     assert blocker.args == ["refine"]
+
+
+paint_unknown = paint_sure
 
 
 def trimap(window) -> np.ndarray:
@@ -170,25 +174,28 @@ def test_background_stroke_removes_a_wrongly_included_object(window, photo, qtbo
     assert dlg.errors == []
 
 
-def test_unknown_strokes_stay_unknown_when_grabcut_runs_again(window, photo, qtbot, dlg):
+def test_unknown_strokes_stay_unknown_when_grabcut_runs_again(window, photo, qtbot, dlg, monkeypatch):
     """The unknown brush and lasso (over hair, a net) are the user's word: a later
     sure stroke re-runs GrabCut, and a band change re-thresholds, without undoing them."""
     _path, _alpha, other = photo
     key(window, Qt.Key.Key_Q)
     drag_box(qtbot, window, BOTH_BOX)
+    runs = []
+    segment = qs.segment
+    monkeypatch.setattr(qs, "segment", lambda *a, **k: runs.append(1) or segment(*a, **k))
 
     key(window, Qt.Key.Key_B)
     key(window, Qt.Key.Key_3)
     assert window.canvas.label == UNKNOWN
     window.canvas.set_brush_size(3)
     before = trimap(window)
-    drag(window, [(36, 45), (50, 45), (64, 45)])  # across the subject, which GrabCut made foreground
+    paint_unknown(qtbot, window, [(36, 45), (50, 45), (64, 45)])  # across the subject, which GrabCut made foreground
     key(window, Qt.Key.Key_L)
-    drag(window, [(44, 24), (56, 24), (56, 30), (44, 30), (44, 25)])
+    paint_unknown(qtbot, window, [(44, 24), (56, 24), (56, 30), (44, 30), (44, 25)])
     after = trimap(window)
     painted = (after == UNKNOWN) & (before != UNKNOWN)
     assert painted[45, 50] and painted[27, 50] and painted.sum() > 60
-    assert not window.quick_select.busy  # unknown strokes alone do not re-run GrabCut
+    assert runs == []  # unknown strokes alone do not re-run GrabCut
 
     key(window, Qt.Key.Key_B)
     key(window, Qt.Key.Key_2)
@@ -201,6 +208,36 @@ def test_unknown_strokes_stay_unknown_when_grabcut_runs_again(window, photo, qtb
         window.ui.quick_bar.slider.setValue(1)
     assert blocker.args == ["band"]
     assert (trimap(window)[painted] == UNKNOWN).all()
+    assert dlg.errors == []
+
+
+def test_a_sliver_a_lasso_cuts_off_the_subject_becomes_unknown_in_one_more_undo_step(window, photo, qtbot, dlg):
+    """A lasso over the top half of the subject (a see-through part) that stops a few
+    pixels short of its edge: the cap of sure foreground left above it would force
+    alpha 1 there, so it becomes unknown too, as a step of its own."""
+    _path, alpha, _other = photo
+    key(window, Qt.Key.Key_Q)
+    drag_box(qtbot, window, SUBJECT_BOX)
+    selected = trimap(window)
+    cx, cy = SUBJECT_CENTRE
+    cap = (selected == FOREGROUND) & (np.arange(selected.shape[0])[:, None] < 30)
+    assert cap.sum() > 20 and (selected[cy + 10, cx - 5:cx + 5] == FOREGROUND).all()
+
+    key(window, Qt.Key.Key_L)
+    window.canvas.set_label(UNKNOWN)
+    paint_unknown(qtbot, window, [(20, 31), (80, 31), (80, 42), (20, 42), (20, 32)])
+    cut = trimap(window)
+    assert (cut[cap] == UNKNOWN).all()
+    assert (cut[cy + 10, cx - 5:cx + 5] == FOREGROUND).all()  # the body below stays sure
+    assert (cut[35:40, 30:70] == UNKNOWN).all()
+    wait_preview_of_current_trimap(qtbot, window)
+    assert window.preview.last_result.trimap[cap].tolist() == [UNKNOWN] * int(cap.sum())
+
+    undo(window)  # the cap comes back, the lasso stays
+    back = trimap(window)
+    assert (back[cap] == FOREGROUND).all() and (back[35:40, 30:70] == UNKNOWN).all()
+    undo(window)
+    assert np.array_equal(trimap(window), selected)
     assert dlg.errors == []
 
 
