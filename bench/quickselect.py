@@ -112,7 +112,8 @@ preview's alpha, and the same alpha alone.
 24 MP): segment from a box, a re-run with a background stroke and the
 previous result, ``keep_stroke_direction`` on that re-run,
 trimap_from_segmentation, the band slider's cached re-threshold
-(``Segmentation.trimap``), and tighten.
+(``Segmentation.trimap``), the trimap made again after an unknown lasso over
+the subject's top half (with ``cut_off_by_unknown``), and tighten.
 """
 
 from __future__ import annotations
@@ -681,6 +682,10 @@ def bench_big(args: argparse.Namespace) -> None:
     rows.append(["Segmentation.trimap, first (distances)", f"{t:.3f}"])
     t, _ = timed(lambda: seg.trimap(band + 10))
     rows.append(["Segmentation.trimap, slider move (cached)", f"{t:.3f}"])
+    lassoed = hints.copy()
+    lassoed[box[1]:(box[1] + box[3]) // 2, box[0]:box[2]] = UNKNOWN  # the subject's top half
+    t, _ = timed(lambda: seg.trimap(band, hints=lassoed))
+    rows.append(["Segmentation.trimap after a lasso (slivers it cut off)", f"{t:.3f}"])
     rng = np.random.default_rng(0)
     alpha = (quick == 255).astype(np.float32)
     unknown = quick == UNKNOWN

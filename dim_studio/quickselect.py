@@ -818,33 +818,37 @@ def trimap_from_distance(
     if unknown is not None:
         trimap[unknown] = UNKNOWN
     if hints is not None:
-        _keep_hints(trimap, hints)
+        _keep_hints(trimap, hints, band)
     return trimap
 
 
-def cut_off_by_unknown(trimap: np.ndarray, hints: np.ndarray) -> np.ndarray:
+def cut_off_by_unknown(trimap: np.ndarray, hints: np.ndarray, band: int) -> np.ndarray:
     """Slivers of sure foreground that the unknown strokes cut off from the subject.
 
     bool (H, W): every 8-connected piece of ``trimap``'s foreground that
-    touches a stroke of the unknown brush or lasso in ``hints``, is smaller
-    than ``ISLAND_FRACTION`` of the largest piece and holds no foreground
-    stroke. A lasso round a see-through part (a bag, a net, a mass of hair)
-    rarely meets the band exactly: a strip of the segmentation's foreground
-    is left between its edge and the band, or between two lassos. As sure
-    foreground inside a see-through zone such a strip forces alpha 1 there,
-    and the solver carries it across every pixel of like colour: on the
-    alphamatting.com plastic bag 36 such pixels at the top of the bag made
-    its see-through top about 0.3 too opaque (mean |dA| 0.034 against 0.012
-    without them). Pieces the band alone cuts off (a leaf on a stem thinner
-    than the band) are not touched: no unknown stroke made them. A painted
-    foreground stroke keeps its piece sure, as with ``detached_islands``.
+    touches a stroke of the unknown brush or lasso in ``hints``, is no wider
+    than the unknown band (no pixel of it more than ``band`` pixels from its
+    edge), is smaller than ``ISLAND_FRACTION`` of the largest piece and holds
+    no foreground stroke. A lasso round a see-through part (a bag, a net, a
+    mass of hair) rarely meets the band exactly: a strip of the
+    segmentation's foreground is left between its edge and the band, or
+    between two lassos. As sure foreground inside a see-through zone such a
+    strip forces alpha 1 there, and the solver carries it across every
+    pixel of like colour: on the alphamatting.com plastic bag 36 such pixels
+    at the top of the bag made its see-through top about 0.3 too opaque
+    (mean |dA| 0.034 against 0.012 without them). Wider pieces are what the
+    user left out of the lasso on purpose and stay sure: a cluster of leaves
+    between lassos round the gaps of a plant (alphamatting.com's GT13), made
+    unknown too, came out half transparent (|dA| 0.062 against 0.055). So do
+    pieces the band alone cuts off (a leaf on a stem thinner than the band):
+    no unknown stroke made them. A painted foreground
+    stroke keeps its piece sure, as with ``detached_islands``.
     """
     out = np.zeros(trimap.shape, bool)
     lassoed = hints == UNKNOWN
-    if not lassoed.any():
+    if band <= 0 or not lassoed.any():
         return out
-    fg = trimap == FOREGROUND
-    n, comp, stats, _ = cv2.connectedComponentsWithStats(fg.view(np.uint8), connectivity=8)
+    n, comp, stats, _ = cv2.connectedComponentsWithStats((trimap == FOREGROUND).view(np.uint8), connectivity=8)
     if n <= 2:
         return out
     areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
@@ -855,6 +859,14 @@ def cut_off_by_unknown(trimap: np.ndarray, hints: np.ndarray) -> np.ndarray:
     chosen &= touching
     chosen[comp[hints == FOREGROUND]] = False
     chosen[0] = False
+    for i in np.flatnonzero(chosen):
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        # A piece's edge lies within its box grown by a pixel (8-connected: no other
+        # foreground piece touches it), so its width is measured on that box alone.
+        box = Box(y, y + h, x, x + w).grow(1, trimap.shape)
+        piece = (comp[box.slices] == i).view(np.uint8)
+        if cv2.distanceTransform(piece, cv2.DIST_L2, cv2.DIST_MASK_5).max() > band + 0.5:
+            chosen[i] = False
     if chosen.any():
         out = chosen[comp]
     return out
@@ -915,18 +927,18 @@ def trimap_from_segmentation(mask: np.ndarray, band: int, *, hints: np.ndarray |
         part = trimap[box.slices]
         part[boundary_distance(mask[box.slices]) <= band + 0.5] = UNKNOWN
     if hints is not None:
-        _keep_hints(trimap, hints)
+        _keep_hints(trimap, hints, band)
     return trimap
 
 
-def _keep_hints(trimap: np.ndarray, hints: np.ndarray) -> None:
+def _keep_hints(trimap: np.ndarray, hints: np.ndarray, band: int) -> None:
     """Every stroke of ``hints`` keeps its label in ``trimap``, and the unknown ones leave no sliver behind."""
     if hints.shape != trimap.shape:
         raise TrimapError(f"the hint map is {hints.shape[1]}x{hints.shape[0]} but the trimap is "
                           f"{trimap.shape[1]}x{trimap.shape[0]}")
     for value in (BACKGROUND, UNKNOWN, FOREGROUND):
         trimap[hints == value] = value
-    trimap[cut_off_by_unknown(trimap, hints)] = UNKNOWN
+    trimap[cut_off_by_unknown(trimap, hints, band)] = UNKNOWN
 
 
 def tighten(

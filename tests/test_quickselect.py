@@ -387,7 +387,7 @@ def test_a_sliver_of_foreground_a_lasso_cuts_off_is_left_to_the_solver():
     assert (kept[sliver] == FOREGROUND).all()
 
 
-def test_pieces_the_band_alone_cuts_off_stay_foreground():
+def test_pieces_the_band_or_the_user_leave_wide_stay_foreground():
     # A leaf on a stem thinner than the band: its sure part is a piece of its own.
     mask = np.zeros((H, W), bool)
     mask[20:80, 10:70] = True
@@ -399,11 +399,16 @@ def test_pieces_the_band_alone_cuts_off_stay_foreground():
     assert (trimap[45:55, 100:110] == FOREGROUND).all()
     assert (trimap[45:55, 30:50] == UNKNOWN).all()
     assert (trimap[25:40, 15:65] == FOREGROUND).all()
-    # The same stroke painted onto the leaf, not on the main body: the rest of the leaf
-    # would have forced alpha 1 round a zone the user marked see-through, so it is left open.
+    # An unknown stroke across the leaf's base: the rest of the leaf, wider than the
+    # band, is what the user left out of the stroke and stays sure ...
     hints[45:55, 30:50] = qs.NO_HINT
-    hints[45:55, 97:102] = UNKNOWN
-    assert (qs.trimap_from_segmentation(mask, 3, hints=hints)[45:55, 103:110] == UNKNOWN).all()
+    hints[40:60, 97:102] = UNKNOWN
+    assert (qs.trimap_from_segmentation(mask, 3, hints=hints)[45:55, 103:110] == FOREGROUND).all()
+    # ... and a stroke that leaves only a strip of it narrower than the band makes that unknown.
+    hints[40:60, 97:109] = UNKNOWN
+    strip = qs.trimap_from_segmentation(mask, 3, hints=hints)
+    assert (strip[45:55, 109:111] == UNKNOWN).all()
+    assert (strip[25:40, 15:65] == FOREGROUND).all()
 
 
 def test_trimap_of_an_empty_or_full_mask_and_bad_band():

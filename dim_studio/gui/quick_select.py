@@ -430,7 +430,7 @@ class QuickSelectController(QObject):
             return None
         patches, band = list(self._patches), entry.band
         return self._submit("refine", lambda ctx: run_refresh(image, entry, patches, band),
-                            "Quick selection with strokes" if sure else "Unknown slivers beside the stroke",
+                            "Quick selection with strokes" if sure else "Slivers cut off by the unknown stroke",
                             status=None if sure else "Updating the trimap…")
 
     def tighten(self) -> int | None:
