@@ -36,7 +36,10 @@ of the canvas's ``TrimapDocument``:
   (``quickselect.tighten``), in the lane too.
 
 A result is applied only if the document is still at the state the job was
-asked for; otherwise the user has moved on and it is dropped.
+asked for; otherwise the user has moved on and it is dropped. A re-run after
+strokes that ends while the next stroke is being painted is dropped
+silently and run again, with every stroke, when that stroke ends (even one
+that changed nothing).
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ __all__ = ["QuickSelectBar", "QuickSelectController", "create_quick_select_toolb
 BAND_DEBOUNCE_MS = 300
 DEFAULT_TIGHTEN_THRESHOLD = 0.02
 _STROKE_PREFIXES = (f"{PAINT_STEP} ", f"{LASSO_STEP} ")
+#: The undo step of a re-run after sure strokes.
+_SURE_REFINE = "Quick selection with strokes"
 
 
 # --------------------------------------------------------------------------
@@ -294,6 +299,8 @@ class QuickSelectController(QObject):
         self._latest: int | None = None
         self._job: _Job | None = None
         self._applying = False
+        #: a re-run dropped because a stroke was being painted: that stroke's end runs it again
+        self._rerun_sure: bool | None = None
         self._max_state = self.doc.state()
         #: seconds the last job took in the lane (benchmarks)
         self.last_seconds = 0.0
@@ -430,7 +437,7 @@ class QuickSelectController(QObject):
             return None
         patches, band = list(self._patches), entry.band
         return self._submit("refine", lambda ctx: run_refresh(image, entry, patches, band),
-                            "Quick selection with strokes" if sure else "Slivers cut off by the unknown stroke",
+                            _SURE_REFINE if sure else "Slivers cut off by the unknown stroke",
                             status=None if sure else "Updating the trimap…")
 
     def tighten(self) -> int | None:
@@ -470,7 +477,11 @@ class QuickSelectController(QObject):
         try:
             if self.doc.state() != job.expected_state or self.doc.in_stroke or self.w.image is None \
                     or outcome.trimap.shape != self.doc.shape:
-                self._status("The trimap changed meanwhile; that result was dropped")
+                if job.kind == "refine" and self.doc.in_stroke:
+                    # Painting on: the stroke's end re-runs the selection with every stroke.
+                    self._rerun_sure = bool(self._rerun_sure) or job.description == _SURE_REFINE
+                else:
+                    self._status("The trimap changed meanwhile; that result was dropped")
                 return
             if job.kind == "tighten":
                 self._apply_tighten(job, outcome)
@@ -531,9 +542,10 @@ class QuickSelectController(QObject):
             self._sync()
 
     def _on_stroke_finished(self, changed: bool) -> None:
-        if not changed or self._applying or self.canvas.tool not in ("brush", "lasso"):
+        rerun, self._rerun_sure = self._rerun_sure, None
+        if self._applying or self.canvas.tool not in ("brush", "lasso") or not (changed or rerun is not None):
             return
-        self.refine(sure=self.canvas.label in (FOREGROUND, BACKGROUND))
+        self.refine(sure=bool(rerun) or (changed and self.canvas.label in (FOREGROUND, BACKGROUND)))
 
     def _status(self, text: str, timeout: int = 5000) -> None:
         bar = self.w.statusBar()

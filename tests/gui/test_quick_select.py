@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
 from dim_studio import quickselect as qs
@@ -208,6 +210,39 @@ def test_unknown_strokes_stay_unknown_when_grabcut_runs_again(window, photo, qtb
         window.ui.quick_bar.slider.setValue(1)
     assert blocker.args == ["band"]
     assert (trimap(window)[painted] == UNKNOWN).all()
+    assert dlg.errors == []
+
+
+def test_a_re_run_that_ends_while_the_next_stroke_is_painted_runs_again_when_it_ends(window, photo, qtbot, dlg,
+                                                                                      monkeypatch):
+    """Painting fast: GrabCut's re-run after a stroke ends while the next stroke is still
+    being painted, so its result is stale; the next stroke's release runs it again with
+    every stroke, even when that stroke changed nothing, and no "dropped" message shows."""
+    _path, _alpha, other = photo
+    key(window, Qt.Key.Key_Q)
+    drag_box(qtbot, window, BOTH_BOX)
+    go = threading.Event()
+    segment = qs.segment
+    monkeypatch.setattr(qs, "segment", lambda *a, **k: go.wait(TIMEOUT / 1000) and segment(*a, **k))
+
+    window.canvas.set_tool("brush")
+    window.canvas.set_label(BACKGROUND)
+    window.canvas.set_brush_size(3)
+    drag(window, [(104, 45), (112, 45), (120, 45)])  # on the green disc: GrabCut re-runs (held back)
+    assert window.quick_select.busy
+    vp = window.canvas.viewport()
+    corner = window.canvas.map_from_image(QPointF(2, 2)).toPoint()  # background already: no change
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, corner)
+    assert window.canvas.document.in_stroke
+    with qtbot.waitSignal(window.quick_select.idle, timeout=TIMEOUT):
+        go.set()  # the re-run ends mid-stroke: its result is dropped
+    assert (trimap(window)[other >= 0.5] == FOREGROUND).mean() > 0.5
+    with qtbot.waitSignal(window.quick_select.applied, timeout=TIMEOUT) as blocker:
+        QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, corner)
+    assert blocker.args == ["refine"]
+    assert (trimap(window)[other >= 0.5] == BACKGROUND).mean() > 0.9
+    assert "dropped" not in window.statusBar().currentMessage()
+    assert window.canvas.document.undo_items[-1].description == "Quick selection with strokes"
     assert dlg.errors == []
 
 
