@@ -339,6 +339,7 @@ class QuickSelectController(QObject):
         self._entries.clear()
         self._current = None
         self._patches = []
+        self._rerun_sure = None
         self._cancel_job()
         self._show_state()
 
