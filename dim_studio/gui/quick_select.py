@@ -55,7 +55,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMainWindow, QSlider, QToolBar
 
 from dim_studio import quickselect as qs
-from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN, Box
+from dim_studio.trimap import UNKNOWN, Box
 from dim_studio.workflows.jobs import JobContext, JobError
 
 from . import dialogs
@@ -71,8 +71,6 @@ __all__ = ["QuickSelectBar", "QuickSelectController", "create_quick_select_toolb
 BAND_DEBOUNCE_MS = 300
 DEFAULT_TIGHTEN_THRESHOLD = 0.02
 _STROKE_PREFIXES = (f"{PAINT_STEP} ", f"{LASSO_STEP} ")
-#: The undo step of a re-run after sure strokes.
-_SURE_REFINE = "Quick selection with strokes"
 
 
 # --------------------------------------------------------------------------
@@ -215,6 +213,14 @@ def run_selection(image: np.ndarray, region: tuple[str, Any], band: int) -> _Out
     return _Outcome(trimap, _Entry(region, seg, None, band), time.perf_counter() - start)
 
 
+def sure_labels(patches: Sequence[Patch]) -> set[int]:
+    """The sure labels (``FOREGROUND``, ``BACKGROUND``) that ``patches`` changed pixels to."""
+    sure: set[int] = set()
+    for _box, old, new in patches:
+        sure |= {int(v) for v in np.unique(new[old != new])} - {UNKNOWN}
+    return sure
+
+
 def run_refresh(image: np.ndarray, entry: _Entry, patches: Sequence[Patch], band: int) -> _Outcome:
     """The selection ``entry`` with the strokes ``patches`` painted since, at ``band``.
 
@@ -222,7 +228,6 @@ def run_refresh(image: np.ndarray, entry: _Entry, patches: Sequence[Patch], band
     """
     start = time.perf_counter()
     hints = None if entry.hints is None else entry.hints.copy()
-    sure: set[int] = set()  # the sure labels painted since ``entry``
     for box, old, new in patches:
         changed = old != new
         if not changed.any():
@@ -231,7 +236,7 @@ def run_refresh(image: np.ndarray, entry: _Entry, patches: Sequence[Patch], band
             hints = np.full(image.shape[:2], qs.NO_HINT, np.uint8)
         part = hints[box.slices]
         part[changed] = new[changed]
-        sure |= {int(v) for v in np.unique(new[changed])} - {UNKNOWN}
+    sure = sure_labels(patches)
     seg = entry.seg
     if sure:
         # From scratch, not ``previous=entry.seg``: continuing from the last labels is
@@ -300,7 +305,7 @@ class QuickSelectController(QObject):
         self._job: _Job | None = None
         self._applying = False
         #: a re-run dropped because a stroke was being painted: that stroke's end runs it again
-        self._rerun_sure: bool | None = None
+        self._rerun = False
         self._max_state = self.doc.state()
         #: seconds the last job took in the lane (benchmarks)
         self.last_seconds = 0.0
@@ -339,7 +344,7 @@ class QuickSelectController(QObject):
         self._entries.clear()
         self._current = None
         self._patches = []
-        self._rerun_sure = None
+        self._rerun = False
         self._cancel_job()
         self._show_state()
 
@@ -424,21 +429,21 @@ class QuickSelectController(QObject):
         return self._submit("band", lambda ctx: run_refresh(image, entry, patches, band),
                             f"Quick selection band {band} px")
 
-    def refine(self, *, sure: bool = True) -> int | None:
+    def refine(self) -> int | None:
         """Re-run the active selection with the strokes painted on it.
 
-        ``sure=False``: the newest stroke is an unknown one, which does not
-        re-run GrabCut; the trimap is only made again, so that the slivers
-        of sure foreground it cut off become unknown too
-        (``quickselect.cut_off_by_unknown``).
+        When they are all unknown strokes GrabCut does not re-run; the
+        trimap is only made again, so that the slivers of sure foreground
+        they cut off become unknown too (``quickselect.cut_off_by_unknown``).
         """
         self._sync()
         entry, image = self._current, self.w.image
         if entry is None or image is None or not self._patches:
             return None
         patches, band = list(self._patches), entry.band
+        sure = bool(sure_labels(patches))
         return self._submit("refine", lambda ctx: run_refresh(image, entry, patches, band),
-                            _SURE_REFINE if sure else "Slivers cut off by the unknown stroke",
+                            "Quick selection with strokes" if sure else "Slivers cut off by the unknown stroke",
                             status=None if sure else "Updating the trimap…")
 
     def tighten(self) -> int | None:
@@ -480,7 +485,7 @@ class QuickSelectController(QObject):
                     or outcome.trimap.shape != self.doc.shape:
                 if job.kind == "refine" and self.doc.in_stroke:
                     # Painting on: the stroke's end re-runs the selection with every stroke.
-                    self._rerun_sure = bool(self._rerun_sure) or job.description == _SURE_REFINE
+                    self._rerun = True
                 else:
                     self._status("The trimap changed meanwhile; that result was dropped")
                 return
@@ -543,10 +548,10 @@ class QuickSelectController(QObject):
             self._sync()
 
     def _on_stroke_finished(self, changed: bool) -> None:
-        rerun, self._rerun_sure = self._rerun_sure, None
-        if self._applying or self.canvas.tool not in ("brush", "lasso") or not (changed or rerun is not None):
+        rerun, self._rerun = self._rerun, False
+        if self._applying or self.canvas.tool not in ("brush", "lasso") or not (changed or rerun):
             return
-        self.refine(sure=bool(rerun) or (changed and self.canvas.label in (FOREGROUND, BACKGROUND)))
+        self.refine()
 
     def _status(self, text: str, timeout: int = 5000) -> None:
         bar = self.w.statusBar()
