@@ -55,7 +55,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMainWindow, QSlider, QToolBar
 
 from dim_studio import quickselect as qs
-from dim_studio.trimap import UNKNOWN, Box
+from dim_studio.trimap import BACKGROUND, FOREGROUND, UNKNOWN, Box
 from dim_studio.workflows.jobs import JobContext, JobError
 
 from . import dialogs
@@ -214,11 +214,19 @@ def run_selection(image: np.ndarray, region: tuple[str, Any], band: int) -> _Out
 
 
 def sure_labels(patches: Sequence[Patch]) -> set[int]:
-    """The sure labels (``FOREGROUND``, ``BACKGROUND``) that ``patches`` changed pixels to."""
+    """The sure labels (``FOREGROUND``, ``BACKGROUND``) that ``patches`` changed pixels to.
+
+    Called on the GUI thread when a stroke ends, so each patch is read in
+    linear passes (no sort: a lasso's patch can be most of the photo).
+    """
     sure: set[int] = set()
     for _box, old, new in patches:
-        sure |= {int(v) for v in np.unique(new[old != new])} - {UNKNOWN}
+        sure |= _sure_among(new[old != new])
     return sure
+
+
+def _sure_among(painted: np.ndarray) -> set[int]:
+    return {label for label in (FOREGROUND, BACKGROUND) if (painted == label).any()}
 
 
 def run_refresh(image: np.ndarray, entry: _Entry, patches: Sequence[Patch], band: int) -> _Outcome:
@@ -228,6 +236,7 @@ def run_refresh(image: np.ndarray, entry: _Entry, patches: Sequence[Patch], band
     """
     start = time.perf_counter()
     hints = None if entry.hints is None else entry.hints.copy()
+    sure: set[int] = set()  # the sure labels painted since ``entry`` (``sure_labels``)
     for box, old, new in patches:
         changed = old != new
         if not changed.any():
@@ -236,7 +245,7 @@ def run_refresh(image: np.ndarray, entry: _Entry, patches: Sequence[Patch], band
             hints = np.full(image.shape[:2], qs.NO_HINT, np.uint8)
         part = hints[box.slices]
         part[changed] = new[changed]
-    sure = sure_labels(patches)
+        sure |= _sure_among(new[changed])
     seg = entry.seg
     if sure:
         # From scratch, not ``previous=entry.seg``: continuing from the last labels is
